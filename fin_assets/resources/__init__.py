@@ -1,0 +1,1 @@
+"""Dagster resources: one module per external system, plus the shared pipeline settings."""

@@ -1,0 +1,1 @@
+"""Search flow: the Elasticsearch indices that Logstash fills, observed and reconciled."""

@@ -1,0 +1,1 @@
+"""Near-real-time flow: a trading-system simulator producing to Kafka."""

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages the tests need: a JDK and Maven (Kafka and Elasticsearch run from Maven
+# Central jars) and Debian's Chromium for the browser tests. Installs only what is missing.
+set -euo pipefail
+missing=()
+command -v java >/dev/null || missing+=(default-jdk-headless)
+command -v mvn >/dev/null || missing+=(maven)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing system packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
