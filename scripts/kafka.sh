@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# A local single-node Apache Kafka broker (KRaft, 127.0.0.1 only) for development and tests.
+#
+#   scripts/kafka.sh start|stop|status
+#
+# First use fetches the broker's jars from Maven Central with `mvn dependency:copy-dependencies`
+# into ${FIN_CACHE_DIR:-~/.cache/fin_assets}/kafka-<version>/ (outside the clone).
+# Env: KAFKA_PORT (default 9092; the KRaft controller listens on KAFKA_PORT+1),
+#      FIN_RUN_DIR (default <repo>/.run; state in $FIN_RUN_DIR/kafka-$KAFKA_PORT/),
+#      KAFKA_VERSION (default 4.4.0), KAFKA_HEAP_OPTS (default -Xmx512m -Xms256m),
+#      KAFKA_START_TIMEOUT (seconds, default 90).
+# `start` on a running broker and `stop` on a stopped one do nothing.
+set -euo pipefail
+
+repo_dir="$(cd "$(dirname "$0")/.." && pwd)"
+kafka_version="${KAFKA_VERSION:-4.4.0}"
+log4j_version="2.24.3"
+slf4j_version="2.0.16"
+port="${KAFKA_PORT:-9092}"
+controller_port="$((port + 1))"
+run_dir="${FIN_RUN_DIR:-$repo_dir/.run}"
+state_dir="$run_dir/kafka-$port"
+cache_dir="${FIN_CACHE_DIR:-$HOME/.cache/fin_assets}/kafka-$kafka_version"
+pid_file="$state_dir/kafka.pid"
+log_file="$state_dir/kafka.log"
+start_timeout="${KAFKA_START_TIMEOUT:-90}"
+
+say() { echo "kafka.sh: $*" >&2; }
+
+fetch_jars() {
+    [ -f "$cache_dir/.complete" ] && return 0
+    command -v mvn >/dev/null || { say "mvn is required to fetch Kafka"; exit 1; }
+    say "fetching Apache Kafka $kafka_version jars from Maven Central into $cache_dir (first use)"
+    local started=$SECONDS
+    mkdir -p "$cache_dir"
+    local tmp
+    tmp="$(mktemp -d)"
+    # A pom whose only purpose is to resolve the broker's runtime classpath. slf4j 2 + the
+    # log4j2 binding so that the broker logs through log4j2 (Kafka 4 uses log4j2).
+    cat >"$tmp/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.fin_assets</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$kafka_version</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$slf4j_version</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$log4j_version</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$log4j_version</version></dependency>
+  </dependencies>
+</project>
+EOF
+    rm -rf "$cache_dir/libs"
+    if ! mvn -q -B -f "$tmp/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$cache_dir/libs" -DincludeScope=runtime >"$tmp/mvn.log" 2>&1; then
+        say "mvn failed:"
+        cat "$tmp/mvn.log" >&2
+        exit 1
+    fi
+    rm -rf "$tmp"
+    cat >"$cache_dir/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+EOF
+    touch "$cache_dir/.complete"
+    say "fetched $(ls "$cache_dir/libs" | wc -l) jars in $((SECONDS - started)) s"
+}
+
+java_cmd() {
+    # shellcheck disable=SC2086
+    java ${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$cache_dir/log4j2.properties" \
+        -cp "$cache_dir/libs/*" "$@"
+}
+
+running_pid() {
+    # The broker's PID when it is alive, else nothing.
+    [ -f "$pid_file" ] || return 1
+    local pid
+    pid="$(cat "$pid_file")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+write_config() {
+    mkdir -p "$state_dir/data"
+    cat >"$state_dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$state_dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=168
+EOF
+}
+
+format_storage() {
+    [ -f "$state_dir/data/meta.properties" ] && return 0
+    say "formatting KRaft storage in $state_dir/data"
+    java_cmd kafka.tools.StorageTool format \
+        --config "$state_dir/server.properties" \
+        --cluster-id "$(java_cmd kafka.tools.StorageTool random-uuid)" >>"$log_file" 2>&1 \
+        || { say "storage format failed, see $log_file"; tail -20 "$log_file" >&2; exit 1; }
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+broker_serves() {
+    # A real metadata round trip, not just an open port: the broker has finished starting.
+    local python="$repo_dir/.venv/bin/python"
+    port_open "$port" || return 1
+    if [ -x "$python" ]; then
+        "$python" - "$port" <<'EOF' >/dev/null 2>&1
+import sys
+from kafka import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{sys.argv[1]}",
+                         request_timeout_ms=3000)
+admin.describe_cluster()
+admin.close()
+EOF
+    else
+        port_open "$port"
+    fi
+}
+
+start() {
+    if pid="$(running_pid)"; then
+        say "already running (pid $pid) on 127.0.0.1:$port"
+        return 0
+    fi
+    fetch_jars
+    mkdir -p "$state_dir"
+    write_config
+    format_storage
+    if port_open "$port" || port_open "$controller_port"; then
+        say "port $port or $controller_port is taken by another process"
+        exit 1
+    fi
+    local started=$SECONDS
+    # set -m: the broker gets its own process group, so `stop` can signal the whole group
+    # and an interactive Ctrl-C in the caller's shell does not reach it.
+    set -m
+    # shellcheck disable=SC2086
+    nohup java ${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$cache_dir/log4j2.properties" \
+        -cp "$cache_dir/libs/*" kafka.Kafka "$state_dir/server.properties" \
+        >>"$log_file" 2>&1 </dev/null &
+    local pid=$!
+    set +m
+    echo "$pid" >"$pid_file"
+    until broker_serves; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            say "broker exited during start-up, see $log_file"
+            tail -20 "$log_file" >&2
+            rm -f "$pid_file"
+            exit 1
+        fi
+        if ((SECONDS - started > start_timeout)); then
+            say "broker not serving after ${start_timeout} s, stopping it; see $log_file"
+            stop
+            exit 1
+        fi
+        sleep 0.5
+    done
+    say "started (pid $pid) on 127.0.0.1:$port in $((SECONDS - started)) s; log: $log_file"
+}
+
+stop() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$pid_file"
+        return 0
+    fi
+    # The broker leads its own process group (started under set -m): signal the group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "broker (pid $pid) did not stop in 30 s, killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pid_file"
+    say "stopped (pid $pid)"
+}
+
+status() {
+    if pid="$(running_pid)"; then
+        echo "running (pid $pid) on 127.0.0.1:$port; log: $log_file"
+    else
+        echo "stopped (127.0.0.1:$port)"
+        return 3
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
