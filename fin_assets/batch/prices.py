@@ -1,0 +1,148 @@
+"""Pure functions of the batch flow: Alpha Vantage payload -> price frame -> history -> CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fin_assets.alpha_vantage.responses import SERIES_KEY
+from fin_assets.config import CSV_COLUMNS
+
+PRICE_COLUMNS = ("apertura", "maximo", "minimo", "cierre")
+FIELD_TO_COLUMN = {
+    "1. open": "apertura",
+    "2. high": "maximo",
+    "3. low": "minimo",
+    "4. close": "cierre",
+    "5. volume": "volumen",
+}
+CSV_DTYPES = {"simbolo": "str", **dict.fromkeys(PRICE_COLUMNS, "float64"), "volumen": "int64"}
+
+
+def empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({column: [] for column in CSV_COLUMNS})
+    frame["fecha"] = pd.to_datetime(frame["fecha"])
+    return frame.astype(CSV_DTYPES)
+
+
+def series_to_frame(symbol: str, payload: dict) -> pd.DataFrame:
+    """One row per trading day, oldest first. Alpha Vantage's row order has flipped in the
+    past, so the frame is sorted here rather than trusted."""
+    series = payload[SERIES_KEY]
+    frame = pd.DataFrame.from_dict(series, orient="index").rename(columns=FIELD_TO_COLUMN)
+    frame.insert(0, "fecha", pd.to_datetime(frame.index, format="%Y-%m-%d"))
+    frame.insert(1, "simbolo", symbol)
+    frame = frame.astype(CSV_DTYPES)[list(CSV_COLUMNS)]
+    return frame.sort_values("fecha", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    frame: pd.DataFrame
+    added_days: int
+    changed_days: int
+
+
+def upsert(history: pd.DataFrame, fresh: pd.DataFrame) -> UpsertResult:
+    """Fresh rows win over stored ones for the same day (a provisional day fetched while the
+    market was open gets its final values); days only in the history are kept."""
+    merged = (
+        pd.concat([history, fresh], ignore_index=True)
+        .drop_duplicates(subset=["simbolo", "fecha"], keep="last")
+        .sort_values(["simbolo", "fecha"], ignore_index=True)
+    )
+    known = history.set_index("fecha")
+    overlap = fresh[fresh["fecha"].isin(known.index)].set_index("fecha")
+    columns = [*PRICE_COLUMNS, "volumen"]
+    changed = (overlap[columns] != known.loc[overlap.index, columns]).any(axis=1)
+    return UpsertResult(
+        frame=merged,
+        added_days=int(len(fresh) - len(overlap)),
+        changed_days=int(changed.sum()),
+    )
+
+
+def to_csv_text(frame: pd.DataFrame) -> str:
+    """The CSV contract: exact header, ISO dates, sorted by simbolo then fecha, LF line ends,
+    floats in shortest round-trip form (222.3, not 222.3000), so nothing is lost."""
+    ordered = frame.sort_values(["simbolo", "fecha"], ignore_index=True)[list(CSV_COLUMNS)]
+    return ordered.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d")
+
+
+def read_price_csv(path: Path) -> pd.DataFrame:
+    """Read a file written by `to_csv_text` back into a frame of the same dtypes."""
+    frame = pd.read_csv(path, dtype=CSV_DTYPES, keep_default_na=False)
+    frame["fecha"] = pd.to_datetime(frame["fecha"], format="%Y-%m-%d")
+    return frame[list(CSV_COLUMNS)]
+
+
+def write_atomically(path: Path, text: str) -> bool:
+    """Replace `path` with `text` through a temp file in the same folder and a rename, so a
+    reader (Logstash) sees the old file or the new one, never half of one. Returns False and
+    leaves the file untouched when it already holds exactly `text`."""
+    data = text.encode()
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return empty_frame()
+    return pd.concat(frames, ignore_index=True).sort_values(["simbolo", "fecha"], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class SymbolSummary:
+    symbol: str
+    days: int
+    first_day: dt.date
+    last_day: dt.date
+    last_close: float
+    closes: list[float]
+
+
+def summarise(frame: pd.DataFrame) -> list[SymbolSummary]:
+    summaries = []
+    for symbol, rows in frame.groupby("simbolo", sort=True):
+        summaries.append(
+            SymbolSummary(
+                symbol=str(symbol),
+                days=int(len(rows)),
+                first_day=rows["fecha"].min().date(),
+                last_day=rows["fecha"].max().date(),
+                last_close=float(rows["cierre"].iloc[-1]),
+                closes=[float(v) for v in rows["cierre"]],
+            )
+        )
+    return summaries
+
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """A text chart of the last `width` values: renders anywhere Markdown does."""
+    values = values[-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARK_BARS[int((v - low) / span * (len(SPARK_BARS) - 1))] for v in values)
