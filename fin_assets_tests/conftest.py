@@ -1,3 +1,6 @@
-"""Shared fixtures. Each flow keeps its service fixtures in its own plugin module."""
+"""Shared fixtures. Each flow keeps its fixtures in its own plugin module."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "fin_assets_tests.batch_fixtures",
+    "fin_assets_tests.elasticsearch_fixtures",
+]

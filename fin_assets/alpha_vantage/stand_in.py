@@ -78,6 +78,7 @@ SCENARIOS = (
     "empty",
     "not_json",
     "malformed",
+    "inconsistent",
     "http_503",
     "hang",
 )
@@ -188,6 +189,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif scenario == "malformed":
             body = daily_series_body(symbol, self._as_of(), 3)
             next(iter(body["Time Series (Daily)"].values()))["4. close"] = "n/a"
+            self._json(body)
+        elif scenario == "inconsistent":
+            # Well-formed but wrong: the newest day's high is below its low.
+            body = daily_series_body(symbol, self._as_of(), COMPACT_ROWS)
+            newest = next(iter(body["Time Series (Daily)"].values()))
+            newest["2. high"], newest["3. low"] = newest["3. low"], newest["2. high"]
             self._json(body)
         elif not key:
             self._json({"Error Message": INVALID_KEY})

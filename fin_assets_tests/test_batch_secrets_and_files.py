@@ -1,0 +1,86 @@
+"""The API key never reaches a file, the event log or metadata; the CSV is replaced atomically."""
+
+import os
+import threading
+from pathlib import Path
+
+import dagster as dg
+
+from fin_assets.batch.prices import write_atomically
+from fin_assets_tests.batch_fixtures import SECRET_KEY
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_key_appears_nowhere_after_failures_that_echo_it(batch, stand_in, tmp_path):
+    batch.symbols = "TSLA,IBM,MSFT,NOPE$"
+    stand_in.queue("IBM", "daily_quota")  # the provider's text echoes the key
+    stand_in.queue("MSFT", "http_503", times=10)
+    result = batch.run()
+    assert result.success
+
+    # every file the pipeline or Dagster wrote under the test's folders
+    assert files_containing(tmp_path, SECRET_KEY.encode()) == []
+    # every event of the run, as stored (messages, metadata, errors)
+    records = batch.instance.all_logs(result.run_id)
+    assert records
+    for record in records:
+        assert SECRET_KEY not in dg.serialize_value(record)
+
+    log = (batch.data_dir / "extraccion_finanzas.log").read_text()
+    assert "cause=daily_quota" in log and "API key as ***" in log
+    assert "cause=http_5xx" in log and "cause=unknown_symbol" in log
+
+
+def test_key_appears_nowhere_after_transport_failures(batch, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/query"
+    result = batch.run(base_url=closed, max_retries=1)
+    assert not result.success
+    assert files_containing(tmp_path, SECRET_KEY.encode()) == []
+    for record in batch.instance.all_logs(result.run_id):
+        assert SECRET_KEY not in dg.serialize_value(record)
+    assert "connection refused" in (batch.data_dir / "extraccion_finanzas.log").read_text()
+
+
+def test_atomic_replacement_never_shows_a_partial_file(tmp_path):
+    path = tmp_path / "Datos_financieros.csv"
+    versions = ["header\n" + "a,1\n" * 20_000, "header\n" + "b,2\n" * 30_000]
+    write_atomically(path, versions[0])
+    seen_partial = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            text = path.read_text()
+            if text not in versions:
+                seen_partial.append(len(text))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(60):
+            write_atomically(path, versions[(i + 1) % 2])
+    finally:
+        stop.set()
+        thread.join()
+    assert seen_partial == []
+    assert path.read_text() == versions[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["Datos_financieros.csv"]  # no temp left
+
+
+def test_atomic_write_replaces_the_inode_and_skips_identical_content(tmp_path):
+    path = tmp_path / "f.csv"
+    assert write_atomically(path, "x\n")
+    inode = path.stat().st_ino
+    assert not write_atomically(path, "x\n")
+    assert path.stat().st_ino == inode
+    assert write_atomically(path, "y\n")
+    assert path.stat().st_ino != inode
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert os.listdir(tmp_path) == ["f.csv"]
