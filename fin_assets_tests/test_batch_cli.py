@@ -1,0 +1,74 @@
+"""`fin-assets batch` as a user runs it, in a subprocess."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from fin_assets.alpha_vantage.stand_in import daily_series_body
+from fin_assets_tests.batch_fixtures import SECRET_KEY
+
+
+def run_cli(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ALPHAVANTAGE_", "FIN_"))
+    }
+    environment.pop("DAGSTER_HOME", None)
+    environment.update(FIN_DATA_DIR=str(tmp_path / "data"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "fin_assets.cli", "batch"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+
+
+def test_without_a_key_it_runs_on_the_synthetic_stand_in(tmp_path):
+    done = run_cli(tmp_path, FIN_SYMBOLS="TSLA,IBM")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Prices are SYNTHETIC" in done.stdout
+    assert "batch: OK" in done.stdout
+    csv = pd.read_csv(tmp_path / "data" / "Datos_financieros.csv")
+    assert set(csv["simbolo"]) == {"TSLA", "IBM"}
+
+
+def test_with_a_key_it_writes_exactly_the_servers_values(tmp_path, stand_in):
+    done = run_cli(
+        tmp_path,
+        ALPHAVANTAGE_API_KEY=SECRET_KEY,
+        ALPHAVANTAGE_BASE_URL=stand_in.url,
+        FIN_SYMBOLS="MSFT",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ALPHAVANTAGE_API_KEY is not set" not in done.stdout  # the stand-in was not started
+    csv = pd.read_csv(tmp_path / "data" / "Datos_financieros.csv", dtype=str)
+    served = daily_series_body("MSFT", dt.date(2026, 10, 5), 100)["Time Series (Daily)"]
+    assert len(csv) == 100
+    for row in csv.itertuples():
+        day = served[row.fecha]
+        assert [float(row.apertura), float(row.cierre), row.volumen] == [
+            float(day["1. open"]),
+            float(day["4. close"]),
+            day["5. volume"],
+        ]
+    assert SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_a_failed_symbol_exits_non_zero_and_says_why(tmp_path, stand_in):
+    stand_in.queue("IBM", "daily_quota")
+    done = run_cli(
+        tmp_path,
+        ALPHAVANTAGE_API_KEY=SECRET_KEY,
+        ALPHAVANTAGE_BASE_URL=stand_in.url,
+        FIN_SYMBOLS="TSLA,IBM",
+    )
+    assert done.returncode == 1
+    assert "every_symbol_fetched: FAILED" in done.stdout
+    assert "daily request quota" in done.stdout + done.stderr
+    assert SECRET_KEY not in done.stdout + done.stderr
+    assert "batch: FAILED" in done.stdout
