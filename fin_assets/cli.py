@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +26,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch_cli.add_commands(commands)
     simulator_cli.add_commands(commands)
+
+    dev = commands.add_parser(
+        "dev", help="dagster dev (the UI, schedules, sensors), on the stand-in when no key is set"
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", default="3000")
+    dev.set_defaults(handler=run_dev)
     return parser
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from fin_assets.batch.cli import alpha_vantage_source
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
+    command += ["-h", args.host, "-p", str(args.port)]
+    # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.
+    with alpha_vantage_source():
+        ui = subprocess.Popen(command)
+        try:
+            return ui.wait()
+        except KeyboardInterrupt:
+            ui.send_signal(signal.SIGINT)
+            return ui.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
