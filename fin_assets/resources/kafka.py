@@ -1,0 +1,141 @@
+"""Kafka producer settings as a Dagster resource.
+
+Nothing connects at import or definition time: `create_producer()` and `ensure_topic()` are
+called when a run starts (kafka-python connects inside its constructors and blocks until a
+broker answers, raising after `bootstrap_timeout_ms`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from pydantic import Field
+
+from fin_assets import config
+
+
+class KafkaProducerResource(dg.ConfigurableResource):
+    """Where and how the simulator produces: acks=all, idempotent, key = symbol."""
+
+    bootstrap_servers: str = Field(
+        default=config.DEFAULT_KAFKA_BOOTSTRAP_SERVERS,
+        description="Comma-separated host:port list (KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    topic: str = Field(
+        default=config.DEFAULT_KAFKA_TOPIC, description="Topic to produce to (FIN_KAFKA_TOPIC)."
+    )
+    partitions: int = Field(default=3, description="Partition count when the topic is created.")
+    replication_factor: int = Field(default=1, description="Replication when created.")
+    security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: str | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)."
+    )
+    sasl_username: str | None = Field(default=None, description="Set it through an EnvVar.")
+    sasl_password: str | None = Field(
+        default=None, description="Set it only through an EnvVar; never logged."
+    )
+    ssl_cafile: str | None = Field(default=None, description="CA bundle to verify the brokers.")
+    linger_ms: int = Field(default=5, description="How long to wait to fill a batch.")
+    batch_size: int = Field(default=16384, description="Batch size in bytes per partition.")
+    compression_type: str | None = Field(
+        default=None, description="None, gzip, snappy, lz4 or zstd (the codec must be installed)."
+    )
+    bootstrap_timeout_ms: int = Field(
+        default=10000, description="How long one connection attempt waits for a broker."
+    )
+    delivery_timeout_ms: int = Field(
+        default=120000,
+        description="How long the producer retries an event before counting it as failed.",
+    )
+    max_block_ms: int = Field(
+        default=5000, description="Longest a send may block for metadata or buffer space."
+    )
+
+    def _connection_config(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s],
+            "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
+            "client_id": "fin_assets-simulator",
+        }
+        if self.sasl_mechanism:
+            settings["sasl_mechanism"] = self.sasl_mechanism
+            settings["sasl_plain_username"] = self.sasl_username
+            settings["sasl_plain_password"] = self.sasl_password
+        if self.ssl_cafile:
+            settings["ssl_cafile"] = self.ssl_cafile
+        return settings
+
+    def producer_config(self) -> dict[str, Any]:
+        return {
+            **self._connection_config(),
+            # Explicit although they are kafka-python 3's defaults: they are the guarantee.
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self.linger_ms,
+            "batch_size": self.batch_size,
+            "compression_type": self.compression_type,
+            "delivery_timeout_ms": self.delivery_timeout_ms,
+            "max_block_ms": self.max_block_ms,
+            # The topic is created with the configured partitions, never implicitly.
+            "allow_auto_create_topics": False,
+        }
+
+    def describe(self) -> str:
+        """For logs: where we produce, without credentials."""
+        auth = ""
+        if self.sasl_mechanism:
+            auth = f", SASL {self.sasl_mechanism} as {self.sasl_username}"
+        return f"{self.topic} on {self.bootstrap_servers} ({self.security_protocol}{auth})"
+
+    def ensure_topic(self) -> bool:
+        """Creates the topic when missing; True when this call created it."""
+        admin = KafkaAdminClient(**self._connection_config())
+        try:
+            if self.topic in admin.list_topics():
+                return False
+            try:
+                admin.create_topics(
+                    [NewTopic(self.topic, self.partitions, self.replication_factor)]
+                )
+            except TopicAlreadyExistsError:  # created concurrently by another run
+                return False
+            return True
+        finally:
+            admin.close()
+
+    def create_producer(self) -> KafkaProducer:
+        return KafkaProducer(**self.producer_config())
+
+    def connect(self) -> KafkaProducer:
+        """Topic ensured, then a producer: what the simulator's background connector calls."""
+        self.ensure_topic()
+        return self.create_producer()
+
+
+def kafka_from_env() -> KafkaProducerResource:
+    return KafkaProducerResource(
+        bootstrap_servers=config.env_or_default(
+            "KAFKA_BOOTSTRAP_SERVERS", config.DEFAULT_KAFKA_BOOTSTRAP_SERVERS
+        ),
+        topic=config.env_or_default("FIN_KAFKA_TOPIC", config.DEFAULT_KAFKA_TOPIC),
+        partitions=(
+            dg.EnvVar.int("FIN_KAFKA_PARTITIONS") if os.environ.get("FIN_KAFKA_PARTITIONS") else 3
+        ),
+        security_protocol=config.env_or_default("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        sasl_mechanism=_optional_env("KAFKA_SASL_MECHANISM"),
+        sasl_username=_optional_env("KAFKA_SASL_USERNAME"),
+        sasl_password=_optional_env("KAFKA_SASL_PASSWORD"),
+        ssl_cafile=_optional_env("KAFKA_SSL_CAFILE"),
+    )
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None

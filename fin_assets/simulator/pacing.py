@@ -1,0 +1,49 @@
+"""A steady event schedule that never bursts to catch up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class Pacer:
+    """Releases one slot every `1 / rate_per_s` seconds.
+
+    When the caller falls behind by more than one interval (a slow broker, a GC pause), the
+    schedule restarts from now instead of releasing the missed slots at once: downstream sees a
+    gap, never a burst.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate must be > 0 events/s, got {rate_per_s}")
+        self.interval = 1.0 / rate_per_s
+        self._clock = clock
+        self._stop = stop or threading.Event()
+        self._next_due: float | None = None
+        self.resets = 0
+
+    def seconds_until_due(self) -> float:
+        """Advances the schedule by one slot; returns how long to wait for it (0 = now)."""
+        now = self._clock()
+        if self._next_due is None:
+            self._next_due = now
+        elif now - self._next_due > self.interval:
+            self._next_due = now  # behind: drop the missed slots
+            self.resets += 1
+        wait = max(self._next_due - now, 0.0)
+        self._next_due += self.interval
+        return wait
+
+    def wait(self) -> bool:
+        """Blocks until the next slot; False when the stop event was set meanwhile."""
+        delay = self.seconds_until_due()
+        if delay > 0:
+            return not self._stop.wait(delay)
+        return not self._stop.is_set()
