@@ -1,0 +1,60 @@
+"""Reports the state of the Logstash-written indices as asset observations."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from fin_assets.resources.elasticsearch import (
+    ElasticsearchResource,
+    ElasticsearchUnavailable,
+    IndexMissing,
+)
+from fin_assets.search.observation import OBSERVED_INDICES, parse_cursor, read_state
+
+
+@dg.sensor(
+    name="elasticsearch_observation_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every minute, counts the documents and the latest date of finanzas_batch and "
+        "transacciones_nrt and records an AssetObservation when they changed. Skips, naming "
+        "the cause, while Elasticsearch is unreachable or Logstash has not created an index."
+    ),
+)
+def elasticsearch_observation_sensor(
+    context: dg.SensorEvaluationContext, elasticsearch: ElasticsearchResource
+) -> dg.SensorResult | dg.SkipReason:
+    client = elasticsearch.get_client()
+    seen = parse_cursor(context.cursor)
+    events: list[dg.AssetObservation] = []
+    missing: list[str] = []
+    try:
+        for index, date_field in OBSERVED_INDICES.items():
+            try:
+                state = read_state(client, index, date_field)
+            except IndexMissing:
+                missing.append(index)
+                continue
+            # Only changes are recorded: an unchanged index would add an event every minute.
+            if seen.get(index) != state.fingerprint():
+                seen[index] = state.fingerprint()
+                events.append(dg.AssetObservation(asset_key=index, metadata=state.metadata()))
+    except ElasticsearchUnavailable as exc:
+        return dg.SkipReason(str(exc))
+    finally:
+        client.close()
+
+    missing_text = (
+        f"index {', '.join(missing)} does not exist yet at {elasticsearch.display_url} "
+        "(Logstash has not written to it)"
+        if missing
+        else ""
+    )
+    if not events:
+        return dg.SkipReason(missing_text or "No change in the observed indices")
+    if missing_text:
+        context.log.warning(missing_text)
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(seen, sort_keys=True))

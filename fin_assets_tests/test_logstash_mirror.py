@@ -1,0 +1,207 @@
+"""The Python mirror of the pipeline (used to index test documents) against the pipeline text,
+the CSV contract, the event schema and the index templates."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from lscl.lang import LsclEqualTo, LsclSelector
+
+from fin_assets import config
+from fin_assets_tests import search_pipeline_mirror as mirror
+from fin_assets_tests.logstash_conf import (
+    REPO,
+    TEMPLATES_DIR,
+    by_id,
+    find,
+    pipeline_plugins,
+    sprintf,
+)
+
+SCHEMA = json.loads((REPO / "fin_assets" / "simulator" / "event.schema.json").read_text())
+
+SAMPLE_EVENTS = [
+    {
+        "event_id": "0b7f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a21",
+        "ts": "2026-10-05T14:30:01.123Z",
+        "event_type": "trade",
+        "symbol": "TSLA",
+        "seq": 0,
+        "level": "INFO",
+        "message": "BUY 10 TSLA @ 222.3",
+        "run_id": "run-1",
+        "side": "SELL",
+        "quantity": 10,
+        "price": 222.3,
+        "amount": 2223.0,
+        "account": "ACC-000042",
+    },
+    {
+        "event_id": "1c8f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a22",
+        "ts": "2026-10-05T14:30:02.000Z",
+        "event_type": "price_alert",
+        "symbol": "IBM",
+        "seq": 1,
+        "level": "WARNING",
+        "message": "IBM moved 2.5%",
+        "run_id": "run-1",
+        "previous_price": 200.0,
+        "new_price": 205.0,
+        "change_pct": 2.5,
+        "threshold_pct": 2.0,
+        "direction": "UP",
+    },
+    {
+        "event_id": "2d9f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a23",
+        "ts": "2026-10-05T14:30:03.500Z",
+        "event_type": "api_error",
+        "symbol": "TSLA",
+        "seq": 2,
+        "level": "ERROR",
+        "message": "quote API timed out",
+        "run_id": "run-1",
+        "endpoint": "/quote",
+        "error_kind": "timeout",
+        "http_status": None,
+        "latency_ms": 5000,
+        "retry_after_s": 1.5,
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def plugins():
+    return pipeline_plugins()
+
+
+def template_properties(index: str) -> dict:
+    template = json.loads((TEMPLATES_DIR / f"{index}.json").read_text())
+    return template["template"]["mappings"]["properties"]
+
+
+def schema_fields() -> set[str]:
+    fields = set(SCHEMA["properties"])
+    for variant in SCHEMA.get("oneOf", []):
+        fields |= set(variant.get("properties", {}))
+    return fields
+
+
+# --- mirror == pipeline ---------------------------------------------------------------------
+
+
+def test_batch_mirror_matches_pipeline(plugins):
+    (csv_filter,) = find(plugins, "filter", "csv", "batch")
+    assert csv_filter.attrs["convert"] == mirror.BATCH_CONVERT
+    (date_filter,) = find(plugins, "filter", "date", "batch")
+    assert date_filter.attrs["match"][1:] == [mirror.BATCH_DATE_FORMAT]
+    assert date_filter.attrs["target"] == "@timestamp"
+    cleanup = by_id(plugins, "batch_cleanup")
+    assert cleanup.attrs["uppercase"] == mirror.BATCH_UPPERCASE
+    assert by_id(plugins, "es_finanzas_batch").attrs["document_id"] == mirror.BATCH_DOCUMENT_ID
+
+
+def test_transaction_mirror_matches_pipeline(plugins):
+    normalise = by_id(plugins, "transactions_normalise")
+    assert normalise.attrs["convert"] == mirror.TRANSACTION_CONVERT
+    assert normalise.attrs["lowercase"] == mirror.TRANSACTION_LOWERCASE
+    assert normalise.attrs["uppercase"] == mirror.TRANSACTION_UPPERCASE
+    doc_id = by_id(plugins, "es_transacciones_nrt").attrs["document_id"]
+    assert doc_id == mirror.TRANSACTION_DOCUMENT_ID
+
+    severities = {}
+    tags = {}
+    # Each mutate's innermost guard: `[field] == "value"`, or the else branch (None).
+    for plugin in find(plugins, "filter", "mutate", "transactions"):
+        guard = plugin.guards[-1]
+        if guard == "else":
+            field, value = "else", None
+        elif isinstance(guard, LsclEqualTo) and isinstance(guard.first, LsclSelector):
+            field, value = guard.first.names, guard.second
+        else:
+            continue
+        if "severity" in plugin.attrs.get("add_field", {}):
+            assert field in ("else", ["level"])
+            severities[value] = int(plugin.attrs["add_field"]["severity"])
+        if "add_tag" in plugin.attrs:
+            assert field in ("else", ["event_type"])
+            (tag,) = plugin.attrs["add_tag"]
+            tags[value] = tag
+    assert severities == {**mirror.SEVERITY, None: mirror.DEFAULT_SEVERITY}
+    assert tags == {**mirror.EVENT_TYPE_TAGS, None: mirror.UNKNOWN_EVENT_TYPE_TAG}
+    assert "SELL" in by_id(plugins, "trade_notional").attrs["code"]
+
+
+def test_mirror_field_names_exist_in_the_event_schema():
+    fields = schema_fields()
+    used = set(mirror.TRANSACTION_CONVERT) | set(mirror.TRANSACTION_UPPERCASE)
+    used |= set(mirror.TRANSACTION_LOWERCASE) | {"ts", "level", "quantity", "price", "side"}
+    assert used <= fields, used - fields
+    assert set(mirror.EVENT_TYPE_TAGS) == set(SCHEMA["properties"]["event_type"]["enum"])
+    assert set(mirror.SEVERITY) | {"INFO"} == set(SCHEMA["properties"]["level"]["enum"])
+
+
+def test_sample_events_follow_the_schema():
+    for event in SAMPLE_EVENTS:
+        jsonschema.validate(event, SCHEMA)
+
+
+# --- mirror output ---------------------------------------------------------------------------
+
+
+def test_batch_document_shape():
+    header = ",".join(config.CSV_COLUMNS)
+    assert mirror.batch_document(header + "\n") is None
+    doc_id, doc = mirror.batch_document("2026-10-05,tsla,220.1,225.5,219.0,222.3,81234567\n")
+    assert doc_id == "TSLA-2026-10-05"
+    assert doc["cierre"] == 222.3 and doc["volumen"] == 81234567
+    # Midnight in New York (EDT, UTC-4 in October).
+    assert doc["@timestamp"] == "2026-10-05T04:00:00.000Z"
+    assert sprintf(mirror.BATCH_DOCUMENT_ID, doc) == doc_id
+
+
+def test_transaction_document_shape():
+    docs = [mirror.transaction_document(event) for event in SAMPLE_EVENTS]
+    (trade_id, trade), (_, alert), (_, error) = docs
+    assert trade_id == SAMPLE_EVENTS[0]["event_id"]
+    assert trade["@timestamp"] == "2026-10-05T14:30:01.123Z"
+    assert trade["notional"] == -2223.0  # a sell
+    assert (trade["severity"], alert["severity"], error["severity"]) == (20, 30, 40)
+    assert [d["tags"] for _, d in docs] == [["trade"], ["price_alert"], ["api_error"]]
+
+
+# --- templates cover the documents -----------------------------------------------------------
+
+
+def test_templates_are_named_after_their_index():
+    for index in (config.BATCH_INDEX, config.TRANSACTIONS_INDEX):
+        template = json.loads((TEMPLATES_DIR / f"{index}.json").read_text())
+        assert template["index_patterns"] == [index]
+        assert template["template"]["mappings"]["dynamic"] is False
+    assert {p.stem for p in TEMPLATES_DIR.glob("*.json")} == {
+        config.BATCH_INDEX,
+        config.TRANSACTIONS_INDEX,
+    }
+
+
+def test_batch_template_covers_documents_with_explicit_types():
+    properties = template_properties(config.BATCH_INDEX)
+    _, doc = mirror.batch_document("2026-10-05,TSLA,1.5,2,1,1.75,10\n")
+    assert set(doc) <= set(properties)
+    assert set(config.CSV_COLUMNS) <= set(properties)
+    assert properties["simbolo"]["type"] == "keyword"
+    assert properties["fecha"] == {"type": "date", "format": "strict_date"}
+    assert {properties[c]["type"] for c in ("apertura", "maximo", "minimo", "cierre")} == {"double"}
+    assert properties["volumen"]["type"] == "long"
+
+
+def test_transaction_template_covers_schema_and_derived_fields():
+    properties = template_properties(config.TRANSACTIONS_INDEX)
+    assert schema_fields() <= set(properties), schema_fields() - set(properties)
+    for _, doc in map(mirror.transaction_document, SAMPLE_EVENTS):
+        assert set(doc) <= set(properties), set(doc) - set(properties)
+    for keyword in ("event_id", "event_type", "symbol", "level", "run_id", "side", "account"):
+        assert properties[keyword]["type"] == "keyword", keyword
+    assert properties["ts"]["type"] == "date" and properties["ts"]["format"]
+    assert properties["price"]["type"] == "double"
