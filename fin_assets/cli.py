@@ -38,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_dev(args: argparse.Namespace) -> int:
     from fin_assets.batch.cli import alpha_vantage_source
+    from fin_assets.instance import ensure_instance_config
 
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
     command += ["-h", args.host, "-p", str(args.port)]
     # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.

@@ -9,11 +9,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
 from fin_assets import config
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
+from fin_assets.instance import ensure_instance_config
 
 STAND_IN_KEY = "stand-in"  # not a secret: the stand-in accepts any non-empty key
 
@@ -70,6 +72,7 @@ def alpha_vantage_source() -> Iterator[str]:
 def dagster_instance() -> dg.DagsterInstance:
     """The user's instance when DAGSTER_HOME is set (runs show up in `dagster dev`)."""
     if os.environ.get("DAGSTER_HOME"):
+        ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 
