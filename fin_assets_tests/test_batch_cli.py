@@ -72,3 +72,31 @@ def test_a_failed_symbol_exits_non_zero_and_says_why(tmp_path, stand_in):
     assert "daily request quota" in done.stdout + done.stderr
     assert SECRET_KEY not in done.stdout + done.stderr
     assert "batch: FAILED" in done.stdout
+
+
+def test_dagster_asset_materialize_runs_the_same_assets(tmp_path, stand_in):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ALPHAVANTAGE_", "FIN_"))
+    }
+    environment.update(
+        DAGSTER_HOME=str(home),
+        ALPHAVANTAGE_API_KEY=SECRET_KEY,
+        ALPHAVANTAGE_BASE_URL=stand_in.url,
+        FIN_DATA_DIR=str(tmp_path / "data"),
+        FIN_SYMBOLS="TSLA",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "fin_assets.definitions"]
+        + ["--select", "alpha_vantage_daily_raw,daily_prices,datos_financieros_csv"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RUN_SUCCESS" in done.stderr
+    assert len(pd.read_csv(tmp_path / "data" / "Datos_financieros.csv")) == 100
+    assert SECRET_KEY not in done.stdout + done.stderr
