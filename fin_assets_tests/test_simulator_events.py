@@ -1,0 +1,168 @@
+"""Pure tests of the event generator, the start prices, the pacing and the transactions log."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from fin_assets.simulator.events import EventGenerator, EventWeights, GeneratorSettings
+from fin_assets.simulator.pacing import Pacer
+from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
+from fin_assets.simulator.transactions_log import TransactionLog, format_line, read_event_ids
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/simulator/event.schema.json"
+SYMBOLS = ["TSLA", "IBM", "AAPL"]
+PRICES = {"TSLA": 250.0, "IBM": 180.0, "AAPL": 200.0}
+OCCURRENCE_FIELDS = ("event_id", "ts", "run_id")
+
+
+@pytest.fixture(scope="module")
+def event_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def generate(count: int, seed: int | None = 7, run_id: str = "run-a", **settings) -> list[dict]:
+    generator = EventGenerator(
+        SYMBOLS, PRICES, run_id=run_id, seed=seed, settings=GeneratorSettings(**settings)
+    )
+    return [generator.next_event() for _ in range(count)]
+
+
+def contents(events: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k not in OCCURRENCE_FIELDS} for e in events]
+
+
+def test_same_seed_same_contents_new_ids():
+    first, second = generate(500, seed=42, run_id="r1"), generate(500, seed=42, run_id="r2")
+    assert contents(first) == contents(second)
+    ids = {e["event_id"] for e in first} | {e["event_id"] for e in second}
+    assert len(ids) == 1000  # unique across runs: usable as the Elasticsearch document id
+    assert contents(generate(500, seed=43)) != contents(first)
+
+
+def test_every_event_matches_the_schema(event_validator):
+    events = generate(3000)
+    for event in events:
+        event_validator.validate(event)
+    assert {e["event_type"] for e in events} == {"trade", "price_alert", "api_error"}
+    assert [e["seq"] for e in events] == list(range(3000))
+
+
+def test_schema_rejects_incoherent_events(event_validator):
+    trade = next(e for e in generate(50) if e["event_type"] == "trade")
+    assert not event_validator.is_valid({**trade, "level": "ERROR"})
+    assert not event_validator.is_valid({**trade, "ts": "2026-01-01T00:00:00Z"})
+    assert not event_validator.is_valid({k: v for k, v in trade.items() if k != "amount"})
+
+
+def test_trade_amount_is_quantity_times_price():
+    for event in generate(2000):
+        if event["event_type"] == "trade":
+            assert event["amount"] == round(event["quantity"] * event["price"], 2)
+
+
+def test_alerts_report_moves_that_the_trades_show():
+    events = generate(20000, alert_threshold_pct=3.0)
+    alerts = [i for i, e in enumerate(events) if e["event_type"] == "price_alert"]
+    assert len(alerts) > 100
+    checked_before = checked_after = 0
+    for index in alerts:
+        alert = events[index]
+        symbol = alert["symbol"]
+        assert abs(alert["change_pct"]) >= alert["threshold_pct"] == 3.0
+        assert (alert["change_pct"] > 0) == (alert["direction"] == "UP")
+        expected = (alert["new_price"] - alert["previous_price"]) / alert["previous_price"] * 100
+        assert alert["change_pct"] == pytest.approx(expected, abs=0.001)
+        same_symbol = [e for e in events if e["symbol"] == symbol]
+        position = same_symbol.index(alert)
+        before = [e for e in same_symbol[:position] if e["event_type"] in ("trade", "price_alert")]
+        after = [e for e in same_symbol[position + 1 :] if e["event_type"] != "api_error"]
+        if before and before[-1]["event_type"] == "trade":
+            assert before[-1]["price"] == alert["previous_price"]
+            checked_before += 1
+        if after and after[0]["event_type"] == "trade":
+            # The next trade continues from the new price (one small random-walk step away).
+            assert after[0]["price"] == pytest.approx(alert["new_price"], rel=0.01)
+            checked_after += 1
+        if index > 300:
+            break
+    assert checked_before > 5 and checked_after > 5
+
+
+def test_weights_shape_the_mix():
+    only_trades = generate(500, weights=EventWeights(1, 0, 0))
+    assert {e["event_type"] for e in only_trades} == {"trade"}
+    mix = Counter(e["event_type"] for e in generate(20000, weights=EventWeights(2, 1, 1)))
+    assert mix["trade"] / 20000 == pytest.approx(0.5, abs=0.02)
+    assert mix["price_alert"] / 20000 == pytest.approx(0.25, abs=0.02)
+    assert mix["api_error"] / 20000 == pytest.approx(0.25, abs=0.02)
+    with pytest.raises(ValueError):
+        EventWeights(0, 0, 0)
+
+
+def test_start_prices_from_the_latest_close(tmp_path):
+    csv_path = tmp_path / "Datos_financieros.csv"
+    csv_path.write_text(
+        "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n"
+        "2026-05-04,TSLA,1,1,1,250.5,10\n"
+        "2026-05-05,TSLA,1,1,1,260.25,10\n"
+        "2026-05-01,TSLA,1,1,1,240.0,10\n"
+        "2026-05-05,IBM,1,1,1,not-a-number,10\n"
+    )
+    assert start_prices(["TSLA", "IBM"], csv_path) == {"TSLA": 260.25, "IBM": DEFAULT_START_PRICE}
+    assert start_prices(["TSLA"], tmp_path / "missing.csv") == {"TSLA": DEFAULT_START_PRICE}
+    generator = EventGenerator(["TSLA"], {"TSLA": 260.25}, "r", seed=1)
+    first_trade = next(e for e in iter(generator.next_event, None) if e["event_type"] == "trade")
+    assert first_trade["price"] == pytest.approx(260.25, rel=0.01)
+
+
+def test_transactions_log_has_one_line_per_event(tmp_path):
+    events = generate(20)
+    log = TransactionLog(tmp_path / "logs_transacciones.log")
+    for event in events:
+        log.write(event)
+    log.close()
+    lines = (tmp_path / "logs_transacciones.log").read_text().splitlines()
+    assert lines == [format_line(e) for e in events]
+    assert read_event_ids(tmp_path / "logs_transacciones.log") == [e["event_id"] for e in events]
+    for line, event in zip(lines, events, strict=True):
+        for part in (event["event_type"], event["symbol"], event["level"], event["message"]):
+            assert part in line
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pacing_is_steady():
+    clock = FakeClock()
+    pacer = Pacer(4.0, clock=clock)
+    waits = []
+    for _ in range(5):
+        waits.append(pacer.seconds_until_due())
+        clock.now += waits[-1]  # the caller waits exactly as told
+    assert waits == [0.0, 0.25, 0.25, 0.25, 0.25]
+    assert Pacer(0.2, clock=clock).interval == 5.0  # below 1 event/s
+    assert Pacer(5000, clock=clock).interval == pytest.approx(0.0002)
+
+
+def test_pacing_resets_instead_of_bursting_after_falling_behind():
+    clock = FakeClock()
+    pacer = Pacer(10.0, clock=clock)
+    pacer.seconds_until_due()
+    clock.now += 3.0  # a 3 s stall: 30 slots missed
+    assert pacer.seconds_until_due() == 0.0  # one event now...
+    assert pacer.seconds_until_due() == pytest.approx(0.1)  # ...then the normal interval
+    assert pacer.resets == 1
+    with pytest.raises(ValueError):
+        Pacer(0)
