@@ -205,3 +205,22 @@ def test_transaction_template_covers_schema_and_derived_fields():
         assert properties[keyword]["type"] == "keyword", keyword
     assert properties["ts"]["type"] == "date" and properties["ts"]["format"]
     assert properties["price"]["type"] == "double"
+
+
+def simulator_events(count: int) -> list[dict]:
+    """Events from the simulator's own generator, so field drift on its side is caught here."""
+    events = pytest.importorskip("fin_assets.simulator.events")
+    generator = events.EventGenerator(["TSLA", "IBM"], {"TSLA": 220.0, "IBM": 150.0}, "t", seed=7)
+    return [generator.next_event() for _ in range(count)]
+
+
+def test_simulator_events_fit_the_pipeline_and_template():
+    properties = template_properties(config.TRANSACTIONS_INDEX)
+    seen_types = set()
+    for event in simulator_events(300):
+        jsonschema.validate(event, SCHEMA)
+        doc_id, doc = mirror.transaction_document(event)
+        assert doc_id == event["event_id"]
+        assert set(doc) <= set(properties), set(doc) - set(properties)
+        seen_types.add(doc["event_type"])
+    assert seen_types == set(mirror.EVENT_TYPE_TAGS)

@@ -153,3 +153,18 @@ def test_check_runs_in_a_dagster_job(es_client: ElasticsearchClient, tmp_path: P
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.check_name == "finanzas_batch_matches_csv"
+
+
+def test_simulator_events_index_under_the_template(es_client: ElasticsearchClient):
+    from fin_assets_tests.test_logstash_mirror import simulator_events
+
+    docs = [mirror.transaction_document(e) for e in simulator_events(200)]
+    assert es_client.bulk_index(config.TRANSACTIONS_INDEX, docs) == 200
+    mapping = es_client.request("GET", f"{config.TRANSACTIONS_INDEX}/_mapping").json()
+    properties = mapping[config.TRANSACTIONS_INDEX]["mappings"]["properties"]
+    assert properties["event_type"]["type"] == "keyword"
+    assert properties["notional"]["type"] == "double"
+    body = {"size": 0, "aggs": {"types": {"terms": {"field": "tags"}}}}
+    result = es_client.request("POST", f"{config.TRANSACTIONS_INDEX}/_search", body).json()
+    tags = {b["key"] for b in result["aggregations"]["types"]["buckets"]}
+    assert tags == set(mirror.EVENT_TYPE_TAGS.values())
