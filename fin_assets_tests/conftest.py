@@ -3,5 +3,6 @@
 pytest_plugins: list[str] = [
     "fin_assets_tests.batch_fixtures",
     "fin_assets_tests.elasticsearch_fixtures",
+    "fin_assets_tests.ui_fixtures",
     "fin_assets_tests.kafka_fixtures",
 ]

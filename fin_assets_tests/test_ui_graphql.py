@@ -1,0 +1,188 @@
+"""What the UI shows, checked through Dagster's GraphQL API on the session's `dagster dev`.
+
+The browser tests (test_ui_browser.py) check the same outcomes on the pages; when only those
+fail, the UI layer broke, not the definitions or the webserver.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fin_assets_tests.ui_fixtures import LIVE_RUN_STATUSES, SYMBOLS, DagsterUI
+
+BATCH_CHAIN = [
+    ("alpha_vantage_daily_raw", "daily_prices"),
+    ("daily_prices", "datos_financieros_csv"),
+]
+SEARCH_BATCH_EDGE = ("datos_financieros_csv", "finanzas_batch")
+NRT_CHAIN = [
+    ("datos_financieros_csv", "transacciones_financieras"),
+    ("transacciones_financieras", "transacciones_nrt"),
+]
+# Each asset's group (its flow) and the kinds that say what it is.
+EXPECTED = {
+    "alpha_vantage_daily_raw": ("batch", {"json"}),
+    "daily_prices": ("batch", {"pandas"}),
+    "datos_financieros_csv": ("batch", {"csv"}),
+    "transacciones_financieras": ("near_real_time", {"kafka"}),
+    "finanzas_batch": ("search", {"elasticsearch"}),
+    "transacciones_nrt": ("search", {"elasticsearch"}),
+}
+SIMULATOR_JOB = "transaction_simulator_job"
+SIMULATOR_SENSOR = "transaction_simulator_sensor"
+SCHEDULE = "daily_batch_schedule"
+
+
+def edges(nodes: dict[str, dict]) -> set[tuple[str, str]]:
+    return {
+        ("/".join(dep["path"]), key)
+        for key, node in nodes.items()
+        for dep in node["dependencyKeys"]
+    }
+
+
+def require_assets(nodes: dict[str, dict], *keys: str) -> None:
+    missing = [k for k in keys if k not in nodes]
+    if missing:
+        pytest.skip(f"not in the merged definitions (fin_assets/definitions.py) yet: {missing}")
+
+
+def test_batch_lineage(dagster_ui: DagsterUI):
+    nodes = dagster_ui.asset_nodes()
+    found = edges(nodes)
+    for edge in BATCH_CHAIN:
+        assert edge in found, f"missing lineage edge {edge[0]} -> {edge[1]}; edges: {found}"
+    # The chain starts at the API: the raw asset has no upstream asset and says where it reads.
+    assert nodes["alpha_vantage_daily_raw"]["dependencyKeys"] == []
+    assert "Alpha Vantage" in nodes["alpha_vantage_daily_raw"]["description"]
+
+
+def test_lineage_down_to_elasticsearch(dagster_ui: DagsterUI):
+    nodes = dagster_ui.asset_nodes()
+    require_assets(nodes, "finanzas_batch", "transacciones_financieras", "transacciones_nrt")
+    found = edges(nodes)
+    for edge in [*BATCH_CHAIN, SEARCH_BATCH_EDGE, *NRT_CHAIN]:
+        assert edge in found, f"missing lineage edge {edge[0]} -> {edge[1]}; edges: {found}"
+    # The indices are the ends of both flows.
+    downstream = {src for src, _ in found}
+    assert "finanzas_batch" not in downstream and "transacciones_nrt" not in downstream
+
+
+def test_every_asset_has_description_group_and_kinds(dagster_ui: DagsterUI):
+    nodes = dagster_ui.asset_nodes()
+    problems = []
+    for key, node in sorted(nodes.items()):
+        if len((node["description"] or "").strip()) < 20:
+            problems.append(f"{key}: no useful description ({node['description']!r})")
+        if not node["kinds"]:
+            problems.append(f"{key}: no kinds")
+        if key in EXPECTED:
+            group, kinds = EXPECTED[key]
+            if node["groupName"] != group:
+                problems.append(f"{key}: group {node['groupName']!r}, expected {group!r}")
+            if not kinds <= set(node["kinds"]):
+                problems.append(f"{key}: kinds {node['kinds']}, expected {sorted(kinds)}")
+        elif node["groupName"] in (None, "default"):
+            problems.append(f"{key}: in the default group, not a flow's group")
+    assert not problems, "\n".join(problems)
+    # Definition-time metadata on the external indices says where they come from.
+    for key in ("finanzas_batch", "transacciones_nrt"):
+        if key in nodes:
+            labels = {e["label"] for e in nodes[key]["metadataEntries"]}
+            assert {"index", "logstash_pipeline"} <= labels, f"{key} metadata: {labels}"
+
+
+def test_materialize_batch_through_graphql(dagster_ui: DagsterUI):
+    """The batch job on the stand-in ends in SUCCESS; the CSV asset carries its metadata; the
+    run log has one line per fetch."""
+    run_id = dagster_ui.client().submit_job_execution("daily_batch_job")
+    status = dagster_ui.wait_run(run_id, {"SUCCESS"}, timeout=90)
+    assert status == "SUCCESS", f"batch run {run_id} ended {status}:\n{dagster_ui.log_tail()}"
+    assert run_id in [r["runId"] for r in dagster_ui.runs(job_name="daily_batch_job")]
+
+    csv = dagster_ui.latest_materialization("datos_financieros_csv")
+    assert csv is not None and csv["runId"] == run_id
+    metadata = csv["metadata"]
+    assert metadata["path"] == str(dagster_ui.csv_path)
+    rows = dagster_ui.csv_path.read_text().splitlines()
+    assert metadata["dagster/row_count"] == len(rows) - 1 > 0
+    for symbol in SYMBOLS.split(","):
+        assert f"| {symbol} |" in metadata["date_ranges"], metadata["date_ranges"]
+        assert isinstance(metadata[f"last_close/{symbol}"], float)
+    preview = metadata["preview"]
+    assert [c["name"] for c in preview["schema"]["columns"]] == rows[0].split(",")
+    assert {json.loads(r)["simbolo"] for r in preview["records"]} == set(SYMBOLS.split(","))
+
+    prices = dagster_ui.latest_materialization("daily_prices")
+    assert prices["runId"] == run_id and prices["metadata"]["dagster/row_count"] == len(rows) - 1
+
+    messages = [e.get("message") or "" for e in dagster_ui.run_messages(run_id)]
+    for symbol in SYMBOLS.split(","):
+        fetch_lines = [m for m in messages if m.startswith(f"{symbol}: ") and " days " in m]
+        assert len(fetch_lines) == 1, f"{symbol}: expected one fetch line, got {fetch_lines}"
+
+
+def test_schedule_toggles_through_graphql(dagster_ui: DagsterUI):
+    schedule = dagster_ui.schedule(SCHEDULE)
+    assert schedule is not None, f"{SCHEDULE} is not in the code location"
+    assert schedule["pipelineName"] == "daily_batch_job"
+    assert schedule["cronSchedule"] == "30 18 * * 1-5"
+    assert schedule["executionTimezone"] == "America/New_York"
+    assert schedule["scheduleState"]["status"] == "STOPPED"
+    try:
+        assert dagster_ui.start_schedule(SCHEDULE) == "RUNNING"
+        assert dagster_ui.schedule(SCHEDULE)["scheduleState"]["status"] == "RUNNING"
+    finally:
+        assert dagster_ui.stop_schedule(SCHEDULE) == "STOPPED"
+    assert dagster_ui.schedule(SCHEDULE)["scheduleState"]["status"] == "STOPPED"
+
+
+def test_simulator_sensor_through_graphql(dagster_ui: DagsterUI):
+    """Sensor on -> its tick launches the simulator job -> sensor off -> terminate -> CANCELED,
+    and the run records its counts and rates on the topic asset."""
+    sensor = dagster_ui.sensor(SIMULATOR_SENSOR)
+    if sensor is None:
+        pytest.skip(f"{SIMULATOR_SENSOR} is not in the merged definitions yet")
+    assert [t["pipelineName"] for t in sensor["targets"]] == [SIMULATOR_JOB]
+    assert sensor["sensorState"]["status"] == "STOPPED"
+    if not dagster_ui.kafka_bootstrap:
+        pytest.skip(dagster_ui.kafka_reason)
+
+    before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}
+    run_id = None
+    try:
+        assert dagster_ui.start_sensor(SIMULATOR_SENSOR) == "RUNNING"
+        run_id = launched_simulator_run(dagster_ui, before, timeout=90)
+        assert dagster_ui.wait_run(run_id, {"STARTED"}, timeout=60) == "STARTED"
+    finally:
+        assert dagster_ui.stop_sensor(SIMULATOR_SENSOR) == "STOPPED"
+    dagster_ui.client().terminate_run(run_id)
+    status = dagster_ui.wait_run(run_id, {"CANCELED"}, timeout=90)
+    assert status == "CANCELED", f"simulator run {run_id} ended {status}"
+    assert not dagster_ui.runs(job_name=SIMULATOR_JOB, statuses=LIVE_RUN_STATUSES)
+
+    topic = dagster_ui.latest_materialization("transacciones_financieras")
+    assert topic is not None and topic["runId"] == run_id
+    counts = topic["metadata"]
+    assert counts["ended_by"] == "terminated"
+    assert counts["generated"] >= counts["acknowledged"] >= 0
+    assert "generated_per_s" in counts and "acknowledged_per_s" in counts
+    messages = [e.get("message") or "" for e in dagster_ui.run_messages(run_id)]
+    assert any(m.startswith("Simulating ") for m in messages), messages[-20:]
+    assert any(m.startswith("Simulator finished (terminated)") for m in messages)
+
+
+def launched_simulator_run(ui: DagsterUI, before: set[str], timeout: float) -> str:
+    """The run the sensor's tick launched (a run of the simulator job that is new)."""
+    from fin_assets_tests.ui_fixtures import wait_until
+
+    def new_run() -> str | None:
+        fresh = [r["runId"] for r in ui.runs(job_name=SIMULATOR_JOB) if r["runId"] not in before]
+        return fresh[0] if fresh else None
+
+    run_id = wait_until(new_run, timeout, f"{SIMULATOR_SENSOR} to launch {SIMULATOR_JOB}")
+    ticks = ui.sensor(SIMULATOR_SENSOR)["sensorState"]["ticks"]
+    assert any(run_id in t["runIds"] for t in ticks), f"run {run_id} not from a tick: {ticks}"
+    return run_id
