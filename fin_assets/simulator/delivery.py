@@ -148,6 +148,16 @@ class EventDelivery:
         with self._send_lock, self._counts_lock:
             self.counts.unsent += len(self._waiting)
             self._waiting.clear()
+            counts = DeliveryCounts(**asdict(self.counts))
+        # The final totals, whatever the rate limiting of the warnings above let through.
+        if counts.dropped:
+            self._log(
+                "warning",
+                f"{counts.dropped} events dropped in total because the Kafka backlog was full"
+                f" ({self.backlog_limit} events)",
+            )
+        if counts.unsent:
+            self._log("warning", f"{counts.unsent} events never reached Kafka (run stopped)")
         return self.counts
 
     # -- sending ----------------------------------------------------------------------------

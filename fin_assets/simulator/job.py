@@ -170,24 +170,29 @@ def simulate_transactions(
     # in this, the main, thread) never lands in the middle of a Kafka send: we catch it here,
     # ask the worker to stop, and wait for its flush.
     failure: list[BaseException] = []
+    # An Event, not Thread.join: an exception raised into join() (Python 3.11) can leave the
+    # thread marked as finished while it still runs, and we would record counts too early.
+    finished = threading.Event()
 
     def work() -> None:
         try:
             simulator.run()
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
+        finally:
+            finished.set()
 
-    worker = threading.Thread(target=work, name="transaction-simulator")
+    worker = threading.Thread(target=work, name="transaction-simulator", daemon=True)
     worker.start()
     ended_by = "max_duration_s reached"
     try:
-        while worker.is_alive():
-            worker.join(timeout=1.0)
+        while not finished.wait(timeout=1.0):
+            pass
     except BaseException:  # DagsterExecutionInterruptedError (UI terminate, SIGTERM), Ctrl-C
         ended_by = "terminated"
         context.log.info("Termination requested: stopping the simulator and flushing Kafka")
         simulator.stop.set()
-        worker.join()
+        finished.wait()
         _record(context, simulator.summary, kafka, ended_by)
         raise
     if failure:
