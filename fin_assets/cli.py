@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -55,6 +56,9 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Dagster 1.13 warns about its own internal use of a beta sensor parameter (`owners`) when
+    # it resolves jobs; nothing a user of this CLI can act on.
+    warnings.filterwarnings("ignore", message=".*`owners`.*", category=Warning)
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
