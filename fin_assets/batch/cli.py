@@ -9,13 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
 from fin_assets import config
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets.instance import ensure_instance_config
+from fin_assets.instance import CONSOLE_INFO_LOGS, local_instance
 
 STAND_IN_KEY = "stand-in"  # not a secret: the stand-in accepts any non-empty key
 
@@ -69,25 +68,16 @@ def alpha_vantage_source() -> Iterator[str]:
                     os.environ[key] = value
 
 
-def dagster_instance() -> dg.DagsterInstance:
-    """The user's instance when DAGSTER_HOME is set (runs show up in `dagster dev`)."""
-    if os.environ.get("DAGSTER_HOME"):
-        ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
-
-
 def run_batch(args: argparse.Namespace) -> int:
     symbols = config.parse_symbols(args.symbols) if args.symbols else []
     with alpha_vantage_source():
         from fin_assets.definitions import defs  # after the environment is final
 
         job = defs.resolve_job_def("daily_batch_job")
-        # INFO keeps the console to one line per fetch and step, as in the UI's default view.
-        run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+        run_config: dict = dict(CONSOLE_INFO_LOGS)
         if symbols:
             run_config["ops"] = {"alpha_vantage_daily_raw": {"config": {"symbols": symbols}}}
-        with dagster_instance() as instance:
+        with local_instance() as instance:
             result = job.execute_in_process(
                 instance=instance, run_config=run_config, raise_on_error=False
             )

@@ -87,33 +87,17 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_simulator_job(args: argparse.Namespace) -> int:
-    import dagster as dg
-
+    from fin_assets.definitions import defs
+    from fin_assets.instance import CONSOLE_INFO_LOGS, local_instance
     from fin_assets.simulator.job import run_config
 
-    job = _code_location_defs().get_job_def("transaction_simulator_job")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    run_cfg = run_config(duration_s=args.duration, rate_per_s=args.rate, seed=args.seed)
-    if instance is None:
-        with dg.DagsterInstance.ephemeral() as ephemeral:
-            result = job.execute_in_process(
-                run_config=run_cfg, instance=ephemeral, raise_on_error=False
-            )
-    else:
+    job = defs.resolve_job_def("transaction_simulator_job")
+    run_cfg = {
+        **run_config(duration_s=args.duration, rate_per_s=args.rate, seed=args.seed),
+        **CONSOLE_INFO_LOGS,
+    }
+    with local_instance() as instance:
         result = job.execute_in_process(run_config=run_cfg, instance=instance, raise_on_error=False)
     outcome = "success" if result.success else "FAILED"
     print(f"transaction_simulator_job run {result.run_id}: {outcome}")
     return 0 if result.success else 1
-
-
-def _code_location_defs():
-    """The project's code location, with the simulator merged in if it is not there yet."""
-    import dagster as dg
-
-    from fin_assets.definitions import defs
-    from fin_assets.simulator.definitions import defs as simulator_defs
-
-    job_names = {job.name for job in defs.jobs or []}
-    if "transaction_simulator_job" in job_names:
-        return defs
-    return dg.Definitions.merge(defs, simulator_defs)
