@@ -7,6 +7,7 @@ fail, the UI layer broke, not the definitions or the webserver.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -120,7 +121,8 @@ def test_materialize_batch_through_graphql(dagster_ui: DagsterUI):
 
     messages = [e.get("message") or "" for e in dagster_ui.run_messages(run_id)]
     for symbol in SYMBOLS.split(","):
-        fetch_lines = [m for m in messages if m.startswith(f"{symbol}: ") and " days " in m]
+        fetch = re.compile(rf"^{symbol}: \d+ days \d{{4}}-\d\d-\d\d\.\.\d{{4}}-\d\d-\d\d")
+        fetch_lines = [m for m in messages if fetch.match(m)]
         assert len(fetch_lines) == 1, f"{symbol}: expected one fetch line, got {fetch_lines}"
 
 

@@ -514,24 +514,34 @@ def _start_dagster_dev(port: int, env: dict[str, str], log_path: Path) -> subpro
         )
 
 
-def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> list[int]:
-    """SIGTERM the group, wait, SIGKILL what remains. Returns the pids that needed SIGKILL."""
-    pgid = process.pid  # start_new_session: the leader's pid is the group id
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    deadline = time.monotonic() + 10
-    while group_pids(pgid) and time.monotonic() < deadline:
+def _wait_group_empty(pgid: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := group_pids(pgid)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    killed = group_pids(pgid)
-    if killed:
+    return left
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> list[int]:
+    """SIGTERM the group, wait; SIGTERM what is left once more; SIGKILL what still remains.
+
+    Returns the pids that needed SIGKILL. The second SIGTERM is for a race in `dagster dev`:
+    when its code server exits on the group's SIGTERM, dagster dev may restart it before it
+    shuts down itself, and that new process never got the first signal.
+    """
+    pgid = process.pid  # start_new_session: the leader's pid is the group id
+    for _ in range(2):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+        if not _wait_group_empty(pgid, 10):
+            return []
+    killed = group_pids(pgid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while group_pids(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+    _wait_group_empty(pgid, 10)
     return killed
 
 
@@ -605,8 +615,10 @@ def ui_browser() -> Iterator[Any]:
     """Debian's Chromium through Playwright; never a downloaded browser."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing: run scripts/apt_deps.sh")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # The UI on 2 busy cores can take more than Playwright's default 5 s to render a page.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -641,8 +653,16 @@ def skip_community_dialog(page, wait_ms: float) -> bool:
     return True
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so that ui_page can screenshot a failed test."""
+    report = yield
+    setattr(item, f"ui_report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def ui_page(ui_browser, dagster_ui: DagsterUI) -> Iterator[Any]:
+def ui_page(request: pytest.FixtureRequest, ui_browser, dagster_ui: DagsterUI) -> Iterator[Any]:
     """A fresh 1400x900 page on the UI's overview, first-visit dialog dismissed with "Skip"."""
     context = ui_browser.new_context(viewport=VIEWPORT, base_url=dagster_ui.url)
     context.set_default_timeout(20_000)
@@ -661,6 +681,11 @@ def ui_page(ui_browser, dagster_ui: DagsterUI) -> Iterator[Any]:
             lambda dialog: dialog.get_by_role("button", name=SKIP).click(),
         )
         yield page
+        report = getattr(request.node, "ui_report_call", None)
+        if report is not None and report.failed:
+            folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / "failure.png"))
     finally:
         context.close()
 
