@@ -211,13 +211,9 @@ def automation_toggle(page, name: str):
 
 
 def flip(toggle, on: bool) -> None:
-    """Flip the switch from the keyboard, as a keyboard user does: focus it, press Space.
-
-    A mouse click lands on the drawn switch, i.e. on its <label for=id>; the UI's generated ids
-    are not unique on this page once a row re-renders, and the click then toggles the row's
-    selection checkbox instead. Space acts on the focused input itself."""
-    toggle.focus()
-    toggle.press("Space")
+    """Click the switch. The <input> is hidden under the drawn switch; its <label> is what a
+    user clicks."""
+    toggle.locator("xpath=..").click()
     if on:
         expect(toggle).to_be_checked()
     else:
