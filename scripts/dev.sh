@@ -3,15 +3,6 @@
 # stand-in when ALPHAVANTAGE_API_KEY is unset). Ctrl-C stops the UI, then the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_local_stack.sh
 
-scripts/apt_deps.sh
-scripts/setup.sh
-
-export FIN_RUN_DIR="${FIN_RUN_DIR:-$PWD/.run}"
-export KAFKA_PORT="${KAFKA_PORT:-9092}"
-export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT}}"
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
-
-trap 'scripts/kafka.sh stop || true' EXIT
-scripts/kafka.sh start
 .venv/bin/fin-assets dev "$@"

@@ -4,18 +4,7 @@
 # the transaction simulator job through Dagster for a short while, and stop the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-scripts/apt_deps.sh
-scripts/setup.sh
-
-export FIN_RUN_DIR="${FIN_RUN_DIR:-$PWD/.run}"
-export KAFKA_PORT="${KAFKA_PORT:-9092}"
-export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT}}"
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
-mkdir -p "$DAGSTER_HOME"
-
-trap 'scripts/kafka.sh stop || true' EXIT
-scripts/kafka.sh start
+source scripts/_local_stack.sh
 
 .venv/bin/fin-assets batch
 .venv/bin/fin-assets simulator-job --duration "${SIMULATOR_SECONDS:-20}"
