@@ -11,7 +11,12 @@ import dagster as dg
 import pytest
 
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets.batch.assets import alpha_vantage_daily_raw, daily_prices, datos_financieros_csv
+from fin_assets.batch.assets import (
+    alpha_vantage_api,
+    alpha_vantage_daily_raw,
+    daily_prices,
+    datos_financieros_csv,
+)
 from fin_assets.batch.checks import price_checks
 from fin_assets.batch.schedules import daily_batch_job
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
@@ -55,7 +60,12 @@ class BatchRunner:
             ),
         }
         defs = dg.Definitions(
-            assets=[alpha_vantage_daily_raw, daily_prices, datos_financieros_csv],
+            assets=[
+                alpha_vantage_api,
+                alpha_vantage_daily_raw,
+                daily_prices,
+                datos_financieros_csv,
+            ],
             asset_checks=price_checks,
             jobs=[daily_batch_job],
             resources=resources,

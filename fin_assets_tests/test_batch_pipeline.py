@@ -1,8 +1,10 @@
 """The batch job end to end against the real stand-in server: values, history upsert,
 provisional-day overwrite, idempotence, failures that lose nothing, blocking checks."""
 
+import base64
 import datetime as dt
 import json
+import re
 
 import dagster as dg
 import pandas as pd
@@ -169,3 +171,9 @@ def test_csv_metadata_for_the_ui(batch):
     assert "| TSLA | 100 |" in metadata["date_ranges"].value
     assert len(metadata["preview"].value.records) == 10
     assert isinstance(metadata["last_close/TSLA"].value, float)
+    # one inline SVG line chart per symbol, 100 points each
+    chart = metadata["price_chart"].value
+    images = re.findall(r"!\[(\w+) closes\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", chart)
+    assert [symbol for symbol, _ in images] == ["IBM", "TSLA"]
+    svg = base64.b64decode(images[1][1]).decode()
+    assert svg.startswith("<svg") and len(re.search(r'points="([^"]+)"', svg)[1].split()) == 100

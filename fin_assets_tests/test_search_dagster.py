@@ -38,6 +38,7 @@ def test_definitions_load_and_lineage(merged):
     assert parents(config.TRANSACTIONS_INDEX) == {config.DEFAULT_KAFKA_TOPIC}
     assert parents("datos_financieros_csv") == {"daily_prices"}
     assert parents("daily_prices") == {"alpha_vantage_daily_raw"}
+    assert parents("alpha_vantage_daily_raw") == {"alpha_vantage_api"}
     for index in (config.BATCH_INDEX, config.TRANSACTIONS_INDEX):
         node = graph.get(dg.AssetKey(index))
         assert node.group_name == "search"

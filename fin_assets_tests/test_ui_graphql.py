@@ -14,6 +14,7 @@ import pytest
 from fin_assets_tests.ui_fixtures import LIVE_RUN_STATUSES, SYMBOLS, DagsterUI
 
 BATCH_CHAIN = [
+    ("alpha_vantage_api", "alpha_vantage_daily_raw"),
     ("alpha_vantage_daily_raw", "daily_prices"),
     ("daily_prices", "datos_financieros_csv"),
 ]
@@ -24,6 +25,7 @@ NRT_CHAIN = [
 ]
 # Each asset's group (its flow) and the kinds that say what it is.
 EXPECTED = {
+    "alpha_vantage_api": ("batch", {"api"}),
     "alpha_vantage_daily_raw": ("batch", {"json"}),
     "daily_prices": ("batch", {"pandas"}),
     "datos_financieros_csv": ("batch", {"csv"}),
@@ -55,9 +57,9 @@ def test_batch_lineage(dagster_ui: DagsterUI):
     found = edges(nodes)
     for edge in BATCH_CHAIN:
         assert edge in found, f"missing lineage edge {edge[0]} -> {edge[1]}; edges: {found}"
-    # The chain starts at the API: the raw asset has no upstream asset and says where it reads.
-    assert nodes["alpha_vantage_daily_raw"]["dependencyKeys"] == []
-    assert "Alpha Vantage" in nodes["alpha_vantage_daily_raw"]["description"]
+    # The chain starts at the API, an external asset with nothing upstream.
+    assert nodes["alpha_vantage_api"]["dependencyKeys"] == []
+    assert "Alpha Vantage" in nodes["alpha_vantage_api"]["description"]
 
 
 def test_lineage_down_to_elasticsearch(dagster_ui: DagsterUI):

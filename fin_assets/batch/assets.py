@@ -31,6 +31,16 @@ PRICE_COLUMN_SCHEMA = dg.TableSchema(
 )
 
 
+alpha_vantage_api = dg.AssetSpec(
+    "alpha_vantage_api",
+    group_name=GROUP,
+    kinds={"api"},
+    description="Alpha Vantage's `TIME_SERIES_DAILY` endpoint (`ALPHAVANTAGE_BASE_URL`; the local "
+    "stand-in serving synthetic prices when `ALPHAVANTAGE_API_KEY` is unset). External: "
+    "nothing here materialises it; `alpha_vantage_daily_raw` reads it.",
+)
+
+
 class FetchConfig(dg.Config):
     symbols: list[str] = Field(
         default_factory=list,
@@ -42,6 +52,7 @@ class FetchConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"json"},
+    deps=[alpha_vantage_api],
     pool="alpha_vantage",
     check_specs=[
         dg.AssetCheckSpec(
@@ -193,14 +204,11 @@ def load_history(settings: PipelineSettings) -> pd.DataFrame:
 
 def ranges_markdown(summaries: list[prices.SymbolSummary]) -> str:
     lines = [
-        "| symbol | days | first | last | last close | last 60 closes |",
-        "|---|---:|---|---|---:|---|",
+        "| symbol | days | first | last | last close |",
+        "|---|---:|---|---|---:|",
     ]
     for s in summaries:
-        lines.append(
-            f"| {s.symbol} | {s.days} | {s.first_day} | {s.last_day} | {s.last_close:g} "
-            f"| {prices.sparkline(s.closes, 60)} |"
-        )
+        lines.append(f"| {s.symbol} | {s.days} | {s.first_day} | {s.last_day} | {s.last_close:g} |")
     return "\n".join(lines)
 
 
@@ -229,8 +237,19 @@ def datos_financieros_csv(
             "rewritten": changed,
             "date_ranges": dg.MetadataValue.md(ranges_markdown(summaries)),
             "preview": preview_table(preview),
+            "price_chart": dg.MetadataValue.md(charts_markdown(summaries)),
             **{f"last_close/{s.symbol}": s.last_close for s in summaries},
         }
+    )
+
+
+def charts_markdown(summaries: list[prices.SymbolSummary], days: int = 100) -> str:
+    """Closing prices of the last `days` trading days, one small line chart per symbol."""
+    return "\n\n".join(
+        f"**{s.symbol}** close {s.closes[-days:][0]:g} → {s.last_close:g}, "
+        f"last {min(days, s.days)} trading days to {s.last_day}\n\n"
+        + prices.chart_markdown(f"{s.symbol} closes", s.closes[-days:])
+        for s in summaries
     )
 
 

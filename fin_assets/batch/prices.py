@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import tempfile
@@ -135,14 +136,37 @@ def summarise(frame: pd.DataFrame) -> list[SymbolSummary]:
     return summaries
 
 
-SPARK_BARS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float], width: int = 40) -> str:
-    """A text chart of the last `width` values: renders anywhere Markdown does."""
-    values = values[-width:]
-    if not values:
+def price_chart_svg(values: list[float], width: int = 320, height: int = 56) -> str:
+    """A small line chart of `values` (oldest first) as SVG: the UI shows it inline in Markdown
+    without any plotting library. Annotated with the low and high of the window."""
+    if len(values) < 2:
         return ""
     low, high = min(values), max(values)
     span = (high - low) or 1.0
-    return "".join(SPARK_BARS[int((v - low) / span * (len(SPARK_BARS) - 1))] for v in values)
+    pad, label_width = 4, 56  # the low/high labels sit right of the line, never on it
+    step = (width - label_width - 2 * pad) / (len(values) - 1)
+    points = " ".join(
+        f"{pad + i * step:.1f},{pad + (high - v) / span * (height - 2 * pad):.1f}"
+        for i, v in enumerate(values)
+    )
+    rising = values[-1] >= values[0]
+    colour = "#16a34a" if rising else "#dc2626"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>'
+        f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
+        f'<text x="{width - pad}" y="11" font-size="10" text-anchor="end" fill="#6b7280">'
+        f"{high:g}</text>"
+        f'<text x="{width - pad}" y="{height - pad}" font-size="10" text-anchor="end" '
+        f'fill="#6b7280">{low:g}</text></svg>'
+    )
+
+
+def chart_markdown(label: str, values: list[float]) -> str:
+    """`![label](data:image/svg+xml;base64,...)`: an image Markdown renders from the metadata."""
+    svg = price_chart_svg(values)
+    if not svg:
+        return ""
+    encoded = base64.b64encode(svg.encode()).decode()
+    return f"![{label}](data:image/svg+xml;base64,{encoded})"
