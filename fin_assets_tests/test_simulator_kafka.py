@@ -225,3 +225,45 @@ def test_job_terminated_by_sigterm_flushes_and_records_counts(
     assert metadata["generated"] == metadata["acknowledged"] == len(records) >= 100, metadata
     assert metadata["failed"] == metadata["dropped"] == metadata["unsent"] == 0
     assert metadata["acknowledged_per_s"] > 0
+
+
+def test_job_reports_progress_while_it_runs(tmp_path, kafka_bootstrap_servers, unique_topic):
+    """Periodic progress lines and topic observations during the run; the final counts as a
+    materialization of the topic asset, equal to what a consumer reads."""
+    from fin_assets.simulator.job import OP_NAME, transaction_simulator_job
+
+    defs = dg.Definitions(
+        jobs=[transaction_simulator_job],
+        resources={
+            "settings": make_settings(tmp_path),
+            "kafka": KafkaProducerResource(
+                bootstrap_servers=kafka_bootstrap_servers, topic=unique_topic
+            ),
+        },
+    )
+    run_config = {
+        "ops": {
+            OP_NAME: {"config": {"rate_per_s": 20, "max_duration_s": 3.5, "progress_interval_s": 1}}
+        }
+    }
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("transaction_simulator_job").execute_in_process(
+            run_config=run_config, instance=instance
+        )
+        messages = [r.user_message for r in instance.all_logs(result.run_id)]
+    assert result.success
+    assert sum(m.startswith("Progress: ") for m in messages) >= 2
+    observations = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+    ]
+    assert len(observations) >= 2
+    assert all(o.asset_key == TOPIC_ASSET_KEY for o in observations)
+    generated = [o.metadata["generated"].value for o in observations]
+    assert generated == sorted(generated) and generated[0] > 0
+    final = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert final["acknowledged"].value == final["generated"].value
+    assert final["generated"].value >= generated[-1]
+    records = read_topic(kafka_bootstrap_servers, unique_topic)
+    assert len(records) == final["generated"].value

@@ -31,6 +31,11 @@ transactions_topic = dg.AssetSpec(
     deps=["datos_financieros_csv"],
     group_name="near_real_time",
     kinds={"kafka"},
+    metadata={
+        "message_key": "symbol (one partition per symbol keeps its order)",
+        "event_schema": "fin_assets/simulator/event.schema.json",
+        "transactions_log": "$FIN_DATA_DIR/" + config.TRANSACTIONS_LOG_FILE_NAME,
+    },
     description=(
         "Kafka topic `transacciones_financieras` (override: FIN_KAFKA_TOPIC), fed continuously"
         " by `transaction_simulator_job`: JSON trading events (trade, price_alert, api_error;"
@@ -108,11 +113,19 @@ def summary_metadata(summary: SimulationSummary, kafka: KafkaProducerResource) -
 
 
 class _Heartbeat:
-    """Progress callback: stamps the heartbeat tag; logs progress every progress_interval_s."""
+    """Progress callback: stamps the heartbeat tag; every progress_interval_s it logs progress
+    and records the running counts as an observation of the topic asset, so the asset page
+    shows the flow while a run (which may last an hour) is still going."""
 
-    def __init__(self, context: dg.OpExecutionContext, progress_interval_s: float) -> None:
+    def __init__(
+        self,
+        context: dg.OpExecutionContext,
+        progress_interval_s: float,
+        kafka: KafkaProducerResource,
+    ) -> None:
         self.context = context
         self.progress_interval_s = progress_interval_s
+        self.kafka = kafka
         self._next_log = time.monotonic() + progress_interval_s
 
     def beat(self) -> None:
@@ -125,6 +138,13 @@ class _Heartbeat:
         if time.monotonic() >= self._next_log:
             self._next_log = time.monotonic() + self.progress_interval_s
             self.context.log.info(f"Progress: {summary.describe()}")
+            self.context.log_event(
+                dg.AssetObservation(
+                    asset_key=TOPIC_ASSET_KEY,
+                    description=f"Simulator run {self.context.run_id} in progress",
+                    metadata=summary_metadata(summary, self.kafka),
+                )
+            )
 
 
 @dg.op(
@@ -141,7 +161,7 @@ def simulate_transactions(
     settings: PipelineSettings,
     kafka: KafkaProducerResource,
 ) -> None:
-    heartbeat = _Heartbeat(context, config.progress_interval_s)
+    heartbeat = _Heartbeat(context, config.progress_interval_s, kafka)
     simulator = build_simulator(
         settings=settings,
         kafka=kafka,
