@@ -1,0 +1,126 @@
+"""One measured run of the product's `daily_batch_job` (the child of bench_batch.py).
+
+The product's assets, checks and job, materialised with `execute_in_process` on a persistent
+(SQLite) instance in DAGSTER_HOME, as `fin-assets batch` does with DAGSTER_HOME set (or, with
+--ephemeral, on an in-memory instance, as it does without). The only
+differences from `fin-assets batch`: the resources point at the bench's stand-in with pacing
+off (`min_interval_seconds=0`, which the CLI cannot set), and `--full` fetches
+`outputsize=full` (to build a long history through the same upsert).
+
+Prints one JSON line: the phases' times measured inside the process.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import dagster as dg  # noqa: E402
+
+from fin_assets.batch.assets import (  # noqa: E402
+    alpha_vantage_daily_raw,
+    daily_prices,
+    datos_financieros_csv,
+)
+from fin_assets.batch.checks import price_checks  # noqa: E402
+from fin_assets.batch.schedules import daily_batch_job  # noqa: E402
+from fin_assets.instance import ensure_instance_config  # noqa: E402
+from fin_assets.resources.alpha_vantage import AlphaVantageResource  # noqa: E402
+from fin_assets.resources.settings import PipelineSettings  # noqa: E402
+
+T_IMPORTED = time.perf_counter()
+
+
+class FullHistoryAlphaVantage(AlphaVantageResource):
+    """outputsize=full: only used to build a long history (the resource has no such field)."""
+
+    def get_client(self):
+        client = super().get_client()
+        client.outputsize = "full"
+        return client
+
+
+def peak_rss_mib() -> float:
+    """This process's own high-water RSS (VmHWM; not inherited from the parent at fork)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--symbols", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--ephemeral", action="store_true", help="in-memory instance")
+    parser.add_argument("--profile", help="write a cProfile of the run phase to this file")
+    args = parser.parse_args()
+
+    if not args.ephemeral:
+        ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
+    resource_class = FullHistoryAlphaVantage if args.full else AlphaVantageResource
+    defs = dg.Definitions(
+        assets=[alpha_vantage_daily_raw, daily_prices, datos_financieros_csv],
+        asset_checks=price_checks,
+        jobs=[daily_batch_job],
+        resources={
+            "settings": PipelineSettings(data_dir=args.data_dir, symbols=args.symbols),
+            "alpha_vantage": resource_class(
+                api_key="bench", base_url=args.url, min_interval_seconds=0
+            ),
+        },
+        executor=dg.in_process_executor,
+    )
+    job = defs.resolve_job_def("daily_batch_job")
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    t_defs = time.perf_counter()
+    opened = dg.DagsterInstance.ephemeral() if args.ephemeral else dg.DagsterInstance.get()
+    with opened as instance:
+        t_instance = time.perf_counter()
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        t_run = time.perf_counter()
+    failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    rows = None
+    for event in result.get_asset_materialization_events():
+        if event.materialization.asset_key == dg.AssetKey("datos_financieros_csv"):
+            rows = event.materialization.metadata["dagster/row_count"].value
+    print(
+        json.dumps(
+            {
+                "success": result.success and not failed_checks,
+                "failed_checks": failed_checks,
+                "csv_rows": rows,
+                "import_s": T_IMPORTED - T0,
+                "definitions_s": t_defs - T_IMPORTED,
+                "instance_s": t_instance - t_defs,
+                "run_s": t_run - t_instance,
+                "in_process_s": t_run - T0,
+                "peak_rss_mib": peak_rss_mib(),
+            }
+        )
+    )
+    return 0 if result.success and not failed_checks else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
