@@ -93,6 +93,7 @@ class StandInState:
     hang_seconds: float = 5.0
     queued: dict[str, collections.deque[str]] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)  # params, key removed
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     last_request_at: float = float("-inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -161,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             too_soon = now - state.last_request_at < state.min_interval_seconds
             state.last_request_at = now
             state.requests.append({k: v for k, v in params.items() if k != "apikey"})
+            state.arrivals.append(now)
             scenario = state.next_scenario(symbol)
         if state.enforce_pacing and too_soon and scenario == "ok":
             scenario = "burst_limit"
