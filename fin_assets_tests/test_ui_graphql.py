@@ -7,7 +7,10 @@ fail, the UI layer broke, not the definitions or the webserver.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+from pathlib import Path
 
 import pytest
 
@@ -187,6 +190,58 @@ def launched_simulator_run(ui: DagsterUI, before: set[str], timeout: float) -> s
         return fresh[0] if fresh else None
 
     run_id = wait_until(new_run, timeout, f"{SIMULATOR_SENSOR} to launch {SIMULATOR_JOB}")
-    ticks = ui.sensor(SIMULATOR_SENSOR)["sensorState"]["ticks"]
-    assert any(run_id in t["runIds"] for t in ticks), f"run {run_id} not from a tick: {ticks}"
+
+    # The run exists a moment before its tick is finalised with the run's id.
+    def tick_with_run() -> bool:
+        ticks = ui.sensor(SIMULATOR_SENSOR)["sensorState"]["ticks"]
+        return any(run_id in t["runIds"] for t in ticks)
+
+    wait_until(tick_with_run, 30, f"a {SIMULATOR_SENSOR} tick that launched run {run_id}")
     return run_id
+
+
+def run_worker_pids(ui: DagsterUI, run_id: str) -> list[int]:
+    """The run worker's PID, as the run's own engine events announce it."""
+    for event in ui.run_messages(run_id):
+        found = re.search(
+            r"(?:Started process for run|in process) \(pid: (\d+)\)", event.get("message") or ""
+        )
+        if found and Path(f"/proc/{found[1]}").exists():
+            return [int(found[1])]
+    return []
+
+
+def test_sensor_replaces_a_simulator_whose_process_was_killed(dagster_ui: DagsterUI):
+    """A crash (the run's process killed): the run ends FAILURE with its cause, and the sensor
+    starts exactly one replacement."""
+    if dagster_ui.sensor(SIMULATOR_SENSOR) is None or not dagster_ui.kafka_bootstrap:
+        pytest.skip(dagster_ui.kafka_reason or f"{SIMULATOR_SENSOR} not defined")
+    from fin_assets_tests.ui_fixtures import wait_until
+
+    before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}
+    replacement = None
+    try:
+        assert dagster_ui.start_sensor(SIMULATOR_SENSOR) == "RUNNING"
+        crashed = launched_simulator_run(dagster_ui, before, timeout=90)
+        assert dagster_ui.wait_run(crashed, {"STARTED"}, timeout=60) == "STARTED"
+        pids = wait_until(
+            lambda: run_worker_pids(dagster_ui, crashed), 30, "the run worker's process"
+        )
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+        replacement = launched_simulator_run(dagster_ui, before | {crashed}, timeout=150)
+        assert dagster_ui.run_status(crashed) == "FAILURE"
+        assert dagster_ui.wait_run(replacement, {"STARTED"}, timeout=60) == "STARTED"
+        live = dagster_ui.runs(job_name=SIMULATOR_JOB, statuses=LIVE_RUN_STATUSES)
+        assert [r["runId"] for r in live] == [replacement]
+        failure = " ".join(e.get("message") or "" for e in dagster_ui.run_messages(crashed))
+        # Under dagster dev the code server sees its child die and fails the run itself; when
+        # nothing does (the code server is gone too), the sensor's heartbeat check does
+        # (test_simulator_sensor.py). Either way the cause is named.
+        assert "SIGKILL" in failure or "no heartbeat" in failure, failure[-500:]
+    finally:
+        assert dagster_ui.stop_sensor(SIMULATOR_SENSOR) == "STOPPED"
+        if replacement:
+            dagster_ui.client().terminate_run(replacement)
+            assert dagster_ui.wait_run(replacement, {"CANCELED"}, timeout=90) == "CANCELED"

@@ -87,6 +87,9 @@ class GraphQLError(AssertionError):
     pass
 
 
+STALE_AFTER_S = 25
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -574,6 +577,9 @@ def dagster_ui(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Dag
             if os.environ.get("FIN_TEST_SERVICES") == "1"
             else f"http://{UNREACHABLE}",
             PYTHONUNBUFFERED="1",
+            # A killed simulator is declared dead after 25 s without heartbeat (10 s period),
+            # so the crash test needs no 3-minute wait.
+            FIN_SIMULATOR_STALE_AFTER_S=str(STALE_AFTER_S),
         )
         if os.environ.get("FIN_TEST_SERVICES") == "1":
             env["FIN_TEST_SERVICES"] = "1"
