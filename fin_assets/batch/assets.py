@@ -167,6 +167,8 @@ def daily_prices(
     because this asset keeps it. Fresh values replace stored ones for the same day, so a day
     fetched while the market was open is overwritten by its final values.
     """
+    upserted: dict[str, pd.DataFrame] = {}
+    lines = []
     for symbol, raw_path in alpha_vantage_daily_raw.items():
         payload = json.loads(Path(raw_path).read_text())
         fresh = prices.series_to_frame(symbol, payload)
@@ -174,12 +176,16 @@ def daily_prices(
         history = prices.read_price_csv(history_path) if history_path.exists() else fresh.iloc[:0]
         result = prices.upsert(history, fresh)
         written = prices.write_atomically(history_path, prices.to_csv_text(result.frame))
-        context.log.info(
+        upserted[symbol] = result.frame
+        lines.append(
             f"{symbol}: {result.added_days} new day(s), {result.changed_days} revised, "
             f"history {len(result.frame)} days" + ("" if written else " (unchanged)")
         )
+    # One log event for every symbol: each event is a row in the instance's event log, which
+    # costs more per symbol than the upsert itself (docs/benchmarks.md).
+    context.log.info("History upserted:\n" + "\n".join(lines))
 
-    frame = load_history(settings)
+    frame = load_history(settings, upserted)
     summaries = prices.summarise(frame)
     return dg.Output(
         frame,
@@ -192,12 +198,18 @@ def daily_prices(
     )
 
 
-def load_history(settings: PipelineSettings) -> pd.DataFrame:
-    """The stored history of every configured symbol that has one."""
+def load_history(
+    settings: PipelineSettings, in_memory: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """The stored history of every configured symbol that has one (those in `in_memory` were
+    just written: no need to read them back)."""
+    in_memory = in_memory or {}
     frames = []
     for symbol in settings.symbol_list:
         path = settings.history_dir / f"{symbol}.csv"
-        if path.exists():
+        if symbol in in_memory:
+            frames.append(in_memory[symbol])
+        elif path.exists():
             frames.append(prices.read_price_csv(path))
     return prices.combine(frames)
 
