@@ -59,6 +59,7 @@ SYMBOLS = [
 # `fin-assets batch` runs with DAGSTER_HOME set and as runs that the UI shows are stored.
 # dagster-ephemeral: the same on an in-memory instance (`fin-assets batch` without
 # DAGSTER_HOME): the difference is the cost of storing the run's events.
+# dagster-no-symbol-logs (opt-in, --variants): the proposed fix tried from the outside.
 VARIANTS = ("plain", "dagster", "dagster-ephemeral")
 METRICS = (
     "wall_s",
@@ -101,6 +102,8 @@ def command(variant: str, url: str, symbols: list[str], data_dir: Path, full: bo
     ]
     if variant == "dagster-ephemeral":
         cmd.append("--ephemeral")
+    if variant == "dagster-no-symbol-logs":
+        cmd.append("--what-if-no-per-symbol-logs")
     return [*cmd, "--full"] if full else cmd
 
 

@@ -7,7 +7,8 @@ latency: `--runs` runs of the simulator core (product code, see _kafka_producer.
   sim) at 1 event/s for `--duration` seconds: events generated and acknowledged, drift of each
   emission from its slot on the schedule (start + i / rate), send-to-acknowledgement latency
   from the delivery callbacks (p50, p99), RSS every 10 s. `--parallel` runs them side by side
-  (1 event/s each costs ~0.1 % of a core) to fit the time budget.
+  (1 event/s each costs ~0.1 % of a core) to fit the time budget. `--linger-ms 0`: the same
+  with the producer's linger off (results: sim-latency-linger0-<stamp>.json).
 soak: at the same time, the simulator core and `fin-assets simulator-job` (the Dagster job,
   execute_in_process on a SQLite DAGSTER_HOME), each at 1 event/s for `--duration` seconds;
   this process samples both processes' RSS (/proc/<pid>/status VmRSS) every `--interval` s.
@@ -80,6 +81,8 @@ def sim_command(args: argparse.Namespace, topic: str, rss_interval: float) -> li
         "--latency",
         "--rss-interval",
         str(rss_interval),
+        "--linger-ms",
+        str(args.linger_ms),
     ]
 
 
@@ -230,12 +233,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--parallel", action="store_true")
     parser.add_argument("--interval", type=float, default=30.0, help="soak: RSS sampling, s")
+    parser.add_argument("--linger-ms", type=int, default=5, help="producer linger (product: 5)")
     args = parser.parse_args()
     if args.duration is None:
         args.duration = 300.0 if args.mode == "latency" else 1800.0
 
-    payload = header(f"sim-{args.mode}", sys.argv)
-    payload.update({"rate": args.rate, "duration_s": args.duration})
+    name = f"sim-{args.mode}" + (f"-linger{args.linger_ms}" if args.linger_ms != 5 else "")
+    payload = header(name, sys.argv)
+    payload.update({"rate": args.rate, "duration_s": args.duration, "linger_ms": args.linger_ms})
     with tempfile.TemporaryDirectory(prefix=f"fin-bench-sim-{args.mode}-") as tmp:
         if args.mode == "latency":
             payload.update(latency(args, Path(tmp)))
@@ -243,7 +248,7 @@ def main() -> int:
             payload.update(soak(args, Path(tmp)))
     payload["load_at_end"] = load_average()
     payload["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    path = write_results(f"sim-{args.mode}", payload)
+    path = write_results(name, payload)
     log(f"results: {path}")
     if args.mode == "latency":
         log(json.dumps(payload["median"]))

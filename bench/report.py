@@ -60,7 +60,7 @@ def batch_table(data: dict, x_key: str, x_label: str) -> str:
     s = data["summary"]
     xs = data[x_key]
     lines = [
-        f"| {x_label} | CSV rows | variant | wall s | CPU s | peak RSS MiB | in-process run s "
+        f"| {x_label} | CSV rows | variant | wall s | CPU s | peak RSS MiB | work after start-up s "
         "| wall ratio |",
         "|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
@@ -97,8 +97,10 @@ def fit_table(data: dict, unit: str) -> str:
             cells = []
             for variant in others:
                 d = fit[variant][metric]
-                ratio = d[part] / p[part] if p[part] else float("nan")
-                cells.append(f"{d[part]:{fmt}} | {ratio:.2f}×")
+                # A ratio to a fixed cost of about nothing says nothing: leave it out.
+                meaningful = part != "intercept" or abs(p[part]) >= 0.05
+                ratio = f"{d[part] / p[part]:.2f}×" if meaningful and p[part] else "–"
+                cells.append(f"{d[part]:{fmt}} | {ratio}")
             lines.append(f"| {label}: {name} | {p[part]:{fmt}} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -124,13 +126,19 @@ def dagster_phases(data: dict) -> str:
     return "\n".join(lines)
 
 
+def background(data: dict, key: str) -> str:
+    values = [r["background_cpu_pct"] for r in data["runs"][key] if "background_cpu_pct" in r]
+    return f"{sorted(values)[len(values) // 2]:.0f}" if values else "n/a"
+
+
 def kafka_tables(data: dict) -> str:
     s = data["summary"]
     bare = med(s, "kafka-python/defaults", "child.rate_per_s")
     out = [
         "| producer (product settings: acks=all, idempotent, linger_ms=5, batch_size=16384) "
-        "| events/s, median (min–max) | / bare kafka-python | CPU s per run | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|",
+        "| events/s, median (min–max) | / bare kafka-python | CPU s per run | peak RSS MiB "
+        "| background CPU % |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     labels = {
         "sim/defaults": "**simulator** (generation, JSON, log line, send, acks counted)",
@@ -151,14 +159,15 @@ def kafka_tables(data: dict) -> str:
         out.append(
             f"| {label} | {rate['median']:,.0f} ({rate['min']:,.0f}–{rate['max']:,.0f}) "
             f"| {rate['median'] / bare:.2f} | {med(s, key, 'cpu_s'):.1f} "
-            f"| {med(s, key, 'peak_rss_mib'):.0f} |"
+            f"| {med(s, key, 'peak_rss_mib'):.0f} | {background(data, key)} |"
         )
     knobs = [k.split("/", 1)[1] for k in s if k.startswith("sim/") and f"kafka-python/{k[4:]}" in s]
     out += [
         "",
         "| setting (others at product defaults) | simulator events/s | vs simulator defaults "
-        "| bare kafka-python msg/s | vs bare defaults | simulator / bare |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| bare kafka-python msg/s | vs bare defaults | simulator / bare "
+        "| background CPU % (sim, bare) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     sim0 = med(s, "sim/defaults", "child.rate_per_s")
     for name in knobs:
@@ -166,7 +175,8 @@ def kafka_tables(data: dict) -> str:
         kp = med(s, f"kafka-python/{name}", "child.rate_per_s")
         out.append(
             f"| {name} | {sim:,.0f} | {sim / sim0:.2f}× | {kp:,.0f} | {kp / bare:.2f}× "
-            f"| {sim / kp:.2f} |"
+            f"| {sim / kp:.2f} "
+            f"| {background(data, f'sim/{name}')}, {background(data, f'kafka-python/{name}')} |"
         )
     return "\n".join(out)
 
@@ -230,18 +240,23 @@ def plot(symbols: dict | None, history: dict | None) -> None:
     for ax, (data, key, _) in zip(axes[0], panels, strict=True):
         s = data["summary"]
         xs = data[key]
-        for variant, colour in (("dagster", "tab:blue"), ("plain", "tab:orange")):
+        for variant, colour in (
+            ("dagster", "tab:blue"),
+            ("dagster-ephemeral", "tab:green"),
+            ("plain", "tab:orange"),
+        ):
             if f"{variant}/{xs[0]}" not in s:
                 continue
             for metric, style, what in (
                 ("wall_s", "-o", "wall"),
                 ("cpu_s", "--s", "CPU"),
-                ("child.run_s", ":^", "work after start-up"),
+                ("child.run_s", ":^", "work"),
             ):
                 ys = [med(s, f"{variant}/{x}", metric) for x in xs]
                 lows = [s[f"{variant}/{x}"][metric]["min"] for x in xs]
                 highs = [s[f"{variant}/{x}"][metric]["max"] for x in xs]
-                ax.plot(xs, ys, style, color=colour, label=f"{variant} {what}")
+                name = {"dagster": "Dagster", "dagster-ephemeral": "Dagster in-memory"}
+                ax.plot(xs, ys, style, color=colour, label=f"{name.get(variant, variant)} {what}")
                 ax.fill_between(xs, lows, highs, color=colour, alpha=0.12)
         if key == "sizes":
             ax.set_title("Batch run vs number of symbols (100-day history)")
@@ -249,10 +264,10 @@ def plot(symbols: dict | None, history: dict | None) -> None:
         else:
             ax.set_title(f"Batch run, {data['symbols']} symbols, vs history length")
             ax.set_xlabel("years of daily history per symbol (≈252 rows/year)")
-        ax.set_ylabel("seconds per run (median, band: min–max)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylabel("s per run (median; band min–max)\nwork = after start-up")
+        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.35)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=3, loc="upper left")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=110)
     print(f"\n(plot written to {PLOT.relative_to(REPO_DIR)})", file=sys.stderr)
@@ -292,12 +307,14 @@ def main() -> int:
     history = load("batch-history", args.results)
     kafka = load("kafka", args.results)
     latency = load("sim-latency", args.results)
+    latency0 = load("sim-latency-linger0", args.results)
     soak = load("sim-soak", args.results)
     for title, data in (
         ("batch-symbols", symbols),
         ("batch-history", history),
         ("kafka", kafka),
         ("sim-latency", latency),
+        ("sim-latency-linger0", latency0),
         ("sim-soak", soak),
     ):
         if not data:
@@ -327,7 +344,7 @@ def main() -> int:
             print(fit_table(data, "year"))
         elif title == "kafka":
             print(kafka_tables(data))
-        elif title == "sim-latency":
+        elif title.startswith("sim-latency"):
             print(latency_table(data))
         else:
             print(soak_table(data))

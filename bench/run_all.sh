@@ -2,7 +2,7 @@
 # Every benchmark of docs/benchmarks.md, then the tables and the plot. By hand only: CI never
 # runs this, and nothing in bench/ is a test.
 #
-#   bench/run_all.sh            # about 75 minutes; run it on a quiet machine
+#   bench/run_all.sh            # about 60 minutes; run it on a quiet machine
 #
 # Env: BENCH_KAFKA_PORT (default 39092; its own broker, state in .run/bench/, so a developer's
 # broker on 9092 is left alone), BENCH_QUICK=1 (tiny sizes: checks that everything runs, the
@@ -59,7 +59,7 @@ else
     symbols_args=()
     history_args=()
     kafka_args=()
-    latency_args=()
+    latency_args=(--parallel)
 fi
 
 say "machine: $(nproc) cores; uptime: $(uptime)"
@@ -72,7 +72,13 @@ say "memory soak running in the background (pid $soak_pid, log $logs/soak.log)"
 "$py" bench/bench_batch.py symbols "${symbols_args[@]}"
 "$py" bench/bench_batch.py history "${history_args[@]}"
 "$py" bench/bench_kafka.py --bootstrap "$bootstrap" "${kafka_args[@]}"
+# Six processes at 1 event/s side by side (~0.1 % of a core each): the product's linger_ms=5
+# and linger_ms=0, three runs each.
+"$py" bench/bench_sim_steady.py latency --linger-ms 0 --bootstrap "$bootstrap" \
+    "${latency_args[@]}" >"$logs/latency-linger0.log" 2>&1 &
+linger0_pid=$!
 "$py" bench/bench_sim_steady.py latency --bootstrap "$bootstrap" "${latency_args[@]}"
+wait "$linger0_pid"
 
 say "waiting for the memory soak to finish"
 wait "$soak_pid"
