@@ -27,8 +27,10 @@ if "--no-crc32c" in sys.argv:
     sys.modules["crc32c"] = None  # type: ignore[assignment]
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -41,6 +43,16 @@ from fin_assets.simulator.events import EventGenerator  # noqa: E402
 from fin_assets.simulator.runner import encode_event  # noqa: E402
 
 POOL = 10_000
+
+
+def scratch_dir(args: argparse.Namespace, prefix: str) -> Path:
+    """--data-dir, or a temporary folder removed when the process exits (the transactions log
+    of a full-speed run is tens of MB)."""
+    if args.data_dir:
+        return Path(args.data_dir)
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -143,7 +155,7 @@ def generated_records(args: argparse.Namespace):
     )
     log = None
     if args.generate == "event+log":
-        data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="fin-bench-gen-"))
+        data_dir = scratch_dir(args, "fin-bench-gen-")
         log = TransactionLog(data_dir / "logs_transacciones.log")
     while True:
         event = generator.next_event()
@@ -343,7 +355,7 @@ def run_sim(args: argparse.Namespace) -> dict:
         producer.send(args.topic, key=b"warm-up", value=b"{}").get(timeout=30)
     acks = Acks(args.latency)
     instrumented = InstrumentedProducer(producer, acks)
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="fin-bench-sim-"))
+    data_dir = scratch_dir(args, "fin-bench-sim-")
     symbols = args.symbols.split(",")
     generator = EventGenerator(
         symbols=symbols,
