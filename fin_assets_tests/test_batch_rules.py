@@ -105,3 +105,17 @@ def test_last_closed_session_depends_on_new_york_time():
     after_close = dt.datetime(2026, 10, 5, 21, 0, tzinfo=dt.UTC)
     assert market_calendar.last_closed_trading_day(before_close) == dt.date(2026, 10, 2)
     assert market_calendar.last_closed_trading_day(after_close) == dt.date(2026, 10, 5)
+
+
+def test_batched_log_sends_the_first_line_at_once_then_groups_lines():
+    from fin_assets.batch.assets import BatchedLog
+
+    sent: list[str] = []
+    log = BatchedLog(sent.append, interval_s=3600)
+    for symbol in ("TSLA", "IBM", "MSFT"):
+        log.add(f"{symbol}: 100 days")
+    assert sent == ["TSLA: 100 days"]
+    log.flush()
+    assert sent == ["TSLA: 100 days", "IBM: 100 days\nMSFT: 100 days"]
+    log.flush()
+    assert len(sent) == 2  # nothing left, nothing sent
