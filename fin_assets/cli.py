@@ -47,12 +47,20 @@ def run_dev(args: argparse.Namespace) -> int:
     command += ["-h", args.host, "-p", str(args.port)]
     # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.
     with alpha_vantage_source():
-        ui = subprocess.Popen(command)
+        # A parent started in the background hands down "ignore SIGINT", and dagster dev then
+        # ignores SIGINT and SIGTERM: give it default dispositions, and pass SIGTERM on.
+        ui = subprocess.Popen(command, preexec_fn=_default_stop_signals)
+        signal.signal(signal.SIGTERM, lambda *_: ui.send_signal(signal.SIGTERM))
         try:
             return ui.wait()
         except KeyboardInterrupt:
             ui.send_signal(signal.SIGINT)
             return ui.wait()
+
+
+def _default_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def main(argv: list[str] | None = None) -> int:
