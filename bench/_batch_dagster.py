@@ -23,6 +23,7 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import dagster as dg  # noqa: E402
+from _child_stats import peak_rss_mib  # noqa: E402
 
 from fin_assets.batch.assets import (  # noqa: E402
     alpha_vantage_daily_raw,
@@ -45,15 +46,6 @@ class FullHistoryAlphaVantage(AlphaVantageResource):
         client = super().get_client()
         client.outputsize = "full"
         return client
-
-
-def peak_rss_mib() -> float:
-    """This process's own high-water RSS (VmHWM; not inherited from the parent at fork)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 PER_SYMBOL_LINE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}: \d+ (days |new day)")

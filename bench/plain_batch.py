@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import requests  # noqa: E402
+from _child_stats import peak_rss_mib  # noqa: E402
 
 T_IMPORTED = time.perf_counter()
 
@@ -74,15 +75,6 @@ def read_history(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=DTYPES)
     frame["fecha"] = pd.to_datetime(frame["fecha"], format="%Y-%m-%d")
     return frame
-
-
-def peak_rss_mib() -> float:
-    """This process's own high-water RSS (VmHWM; not inherited from the parent at fork)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
