@@ -18,6 +18,7 @@
 #   ES_RUN_AS      user when started as root (default nobody): Elasticsearch refuses to run as
 #                  root, so the node runs under this user through setpriv and owns its state.
 set -euo pipefail
+source "$(dirname "$0")/_process_group.sh"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 
 port="${ES_PORT:-9200}"
@@ -39,13 +40,7 @@ url="http://127.0.0.1:$port"
 
 log() { echo "elasticsearch.sh: $*" >&2; }
 
-# PID of the running node's process group, or nothing.
-running_pid() {
-    [ -f "$pid_file" ] || return 1
-    local pid
-    pid="$(cat "$pid_file")"
-    [ -n "$pid" ] && kill -0 -- "-$pid" 2>/dev/null && echo "$pid"
-}
+running_pid() { group_pid "$pid_file"; }
 
 health() { curl -fsS -m 5 "$url/_cluster/health" 2>/dev/null; }
 
@@ -166,23 +161,7 @@ start() {
     done
 }
 
-stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$pid_file"
-        log "not running on port $port"
-        return 0
-    fi
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-        kill -0 -- "-$pid" 2>/dev/null || { rm -f "$pid_file"; log "stopped (pid $pid)"; return 0; }
-        sleep 0.5
-    done
-    log "still running after 30 s; killing process group $pid"
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    sleep 1
-    rm -f "$pid_file"
-}
+stop() { stop_group "$pid_file" "elasticsearch.sh"; }
 
 status() {
     if pid="$(running_pid)"; then

@@ -11,6 +11,7 @@
 #      KAFKA_START_TIMEOUT (seconds, default 90).
 # `start` on a running broker and `stop` on a stopped one do nothing.
 set -euo pipefail
+source "$(dirname "$0")/_process_group.sh"
 
 repo_dir="$(cd "$(dirname "$0")/.." && pwd)"
 kafka_version="${KAFKA_VERSION:-4.4.0}"
@@ -84,13 +85,7 @@ java_cmd() {
         -cp "$cache_dir/libs/*" "$@"
 }
 
-running_pid() {
-    # The broker's PID when it is alive, else nothing.
-    [ -f "$pid_file" ] || return 1
-    local pid
-    pid="$(cat "$pid_file")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+running_pid() { group_pid "$pid_file"; }
 
 write_config() {
     mkdir -p "$state_dir/data"
@@ -190,25 +185,7 @@ start() {
     say "started (pid $pid) on 127.0.0.1:$port in $((SECONDS - started)) s; log: $log_file"
 }
 
-stop() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$pid_file"
-        return 0
-    fi
-    # The broker leads its own process group (started under set -m): signal the group.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "broker (pid $pid) did not stop in 30 s, killing it"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pid_file"
-    say "stopped (pid $pid)"
-}
+stop() { stop_group "$pid_file" "kafka.sh"; }
 
 status() {
     if pid="$(running_pid)"; then
