@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # One-shot (certs service): a CA and an HTTPS certificate for the elasticsearch service, made
 # once with elasticsearch-certutil and kept in the certs volume. Idempotent.
+# The defaults are the container's paths; scripts/elasticsearch.sh runs this same script for its
+# secured local node with ES_HOME (the unpacked distribution), CERTS_DIR and CERTS_OWNER.
 set -euo pipefail
-cd /usr/share/elasticsearch
-certs=config/certs
+cd "${ES_HOME:-/usr/share/elasticsearch}"
+certs="${CERTS_DIR:-config/certs}"
+owner="${CERTS_OWNER:-1000:0}"
+mkdir -p "$certs"
 if [ -f "$certs/elasticsearch/elasticsearch.crt" ]; then
     echo "certificates already exist"
     exit 0
@@ -21,7 +25,7 @@ bin/elasticsearch-certutil cert --silent --pem --in "$certs/instances.yml" --out
 unzip -o -q "$certs/certs.zip" -d "$certs"
 rm -f "$certs/ca.zip" "$certs/certs.zip"
 # Elasticsearch runs as uid 1000 (group 0); the other containers only read the CA certificate.
-chown -R 1000:0 "$certs"
+chown -R "$owner" "$certs"
 find "$certs" -type d -exec chmod 755 {} +
 find "$certs" -type f -exec chmod 644 {} +
 chmod 640 "$certs/ca/ca.key" "$certs/elasticsearch/elasticsearch.key"
