@@ -10,6 +10,7 @@ from pathlib import Path
 
 import compose
 import pytest
+import yaml
 
 from fin_assets import config
 from fin_assets_tests.logstash_conf import PIPELINE_PATH, REPO, TEMPLATES_DIR
@@ -106,10 +107,11 @@ def test_logstash_mounts_pipeline_and_data_folder(resolved: dict):
     env = logstash["environment"]
     assert env["FIN_KAFKA_TOPIC"] == config.DEFAULT_KAFKA_TOPIC
     assert env["ELASTICSEARCH_PASSWORD"] and "ELASTICSEARCH_HOSTS" in env
-    dagster_data = {
-        v["target"]: v["source"] for v in resolved["services"]["dagster-daemon"]["volumes"]
-    }
-    assert dagster_data["/data"] == data["source"], "Dagster writes where Logstash reads"
+    code_server = resolved["services"]["dagster-code-server"]  # where the runs write
+    dagster_data = {v["target"]: v["source"] for v in code_server["volumes"]}
+    assert dagster_data[code_server["environment"]["FIN_DATA_DIR"]] == data["source"], (
+        "Dagster writes where Logstash reads"
+    )
 
 
 def test_dagster_gets_its_env_from_dotenv(resolved: dict):
@@ -147,9 +149,9 @@ def test_dockerfile_pins_dagster_postgres_with_dagster():
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert "dagster-postgres==0.29.27" in dockerfile
     assert '"dagster==1.13.27"' in (REPO / "pyproject.toml").read_text()
-    instance = (DOCKER / "dagster" / "dagster.yaml").read_text()
-    for storage in ("PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"):
-        assert storage in instance
+    instance = yaml.safe_load((DOCKER / "dagster" / "dagster.yaml").read_text())
+    # One Postgres storage for runs, event logs and schedules (dagster-postgres).
+    assert set(instance["storage"]) == {"postgres"}
 
 
 def test_dashboard_objects_reference_real_fields():
