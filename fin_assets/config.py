@@ -44,10 +44,8 @@ def env_or_default(name: str, default: str) -> dg.EnvVar | str:
 
 
 def parse_symbols(text: str) -> list[str]:
-    """`" tsla, IBM,,tsla "` -> `["TSLA", "IBM"]`: upper case, no blanks, first occurrence kept."""
-    seen: dict[str, None] = {}
-    for part in text.split(","):
-        symbol = part.strip().upper()
-        if symbol:
-            seen.setdefault(symbol, None)
-    return list(seen)
+    """`" tsla, IBM,,tsla "` -> `["TSLA", "IBM"]`; raises `symbols.InvalidSymbolError` naming
+    every entry that is not a valid symbol (see `fin_assets.symbols`)."""
+    from fin_assets import symbols
+
+    return symbols.parse_symbols(text)

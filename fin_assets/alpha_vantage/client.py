@@ -1,24 +1,51 @@
-"""HTTP client for TIME_SERIES_DAILY: timeouts, retries with backoff, pacing, redaction.
+"""HTTP client for TIME_SERIES_DAILY: deadlines, size limits, redirects, retries, pacing, redaction.
 
-requests puts the full URL (with `apikey=`) into its exception texts, so no requests exception
-ever leaves this module: each is turned into an `AlphaVantageError` built from redacted text,
-raised outside the `except` block so that no exception chain carries the original.
+- `fetch_daily` returns a `DailySeries` or raises `AlphaVantageError`, nothing else: any other
+  exception while handling one symbol (a library error, a bug) becomes the named cause
+  `client_error` for that symbol alone, so one hostile answer never stops the step.
+- requests puts the full URL (with `apikey=`) into its exception texts, so no requests exception
+  text leaves this module unredacted, and every `AlphaVantageError` is raised outside the
+  `except` block so that no exception chain carries the original.
+- The key never leaves for another host: redirects are followed only within the configured
+  origin (or its https upgrade); anything else is the named cause `redirect_refused`.
+- Each attempt has an overall deadline (`deadline_seconds`, connect + headers + body): a
+  watchdog shuts the attempt's socket down when it passes, so a server dribbling one byte a
+  second cannot hold a symbol. requests' own `timeout` only bounds each single read.
+- The body is streamed and counted after decompression; past `max_body_bytes` the transfer
+  stops (`too_large`), so a gzip bomb costs at most the limit in memory.
+- HTTP 429 (and 503) are retried after `Retry-After` (seconds or an HTTP date, capped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import email.utils
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from fin_assets import rate_limit
 from fin_assets.alpha_vantage import responses
 from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause, redact, shorten
+from fin_assets.rate_limit import RequestPacer, SharedPacer
+from fin_assets.symbols import InvalidSymbolError, validate_symbol
+
+__all__ = ["AlphaVantageClient", "Attempt", "DailySeries", "PROCESS_PACER", "RequestPacer"]
+
+PROCESS_PACER = RequestPacer()
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -27,9 +54,10 @@ class DailySeries:
 
     symbol: str
     body: str  # as received (already free of the key: data bodies do not echo it)
-    payload: dict
+    payload: dict  # the JSON shape, also for datatype=csv
     fetched_at: dt.datetime
     attempts: int
+    datatype: str = "json"  # "csv": `body` is the CSV text
 
 
 @dataclass(frozen=True)
@@ -44,137 +72,414 @@ class Attempt:
     elapsed_seconds: float
 
 
-class RequestPacer:
-    """Keeps calls at least `min_interval` seconds apart across every client in the process.
+@dataclass(frozen=True)
+class _Failure:
+    cause: FailureCause
+    detail: str
+    retry_after: float | None = None  # seconds the server asked us to wait
 
-    Free keys allow one request per second; across runs and processes the `alpha_vantage`
-    concurrency pool serialises the fetching steps.
-    """
+
+# --- the overall deadline -------------------------------------------------------------------
+
+
+class _AttemptWatch:
+    """The socket of the running attempt, and a flag set when its deadline passed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last_call = float("-inf")
+        self._sock: socket.socket | None = None
+        self.expired = False
 
-    def wait(self, min_interval: float) -> None:
+    def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
-            delay = self._last_call + min_interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._last_call = time.monotonic()
+            self._sock = sock
+            expired = self.expired
+        if expired:
+            self._shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket | None) -> None:
+        # shutdown (not close) wakes a recv blocked in another thread; the pool closes it.
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the other side
+                sock.shutdown(socket.SHUT_RDWR)
 
 
-PROCESS_PACER = RequestPacer()
+_current = threading.local()  # .watch: the _AttemptWatch of this thread's running attempt
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.attach(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections report their socket to the attempt's watchdog."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+def _watched_session(session: requests.Session | None) -> requests.Session:
+    session = session or requests.Session()
+    for prefix in ("http://", "https://"):
+        if not isinstance(session.adapters.get(prefix), DeadlineAdapter):
+            session.mount(prefix, DeadlineAdapter())
+    return session
+
+
+# --- helpers (pure) -------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """`Retry-After` in seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(configured: str, target: str) -> bool:
+    """Whether `target` may receive the key: the configured origin, or its https upgrade."""
+    scheme, host, port = _origin(configured)
+    target_scheme, target_host, target_port = _origin(target)
+    if target_host != host:
+        return False
+    if (target_scheme, target_port) == (scheme, port):
+        return True
+    return (scheme, port, target_scheme, target_port) == ("http", 80, "https", 443)
+
+
+def _shown_origin(url: str) -> str:
+    """scheme://host[:port] of a URL, without user info, path or query (they may hold the key)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
+
+
+# --- the client -----------------------------------------------------------------------------
 
 
 @dataclass
 class AlphaVantageClient:
     api_key: str
     base_url: str
-    timeout_seconds: float = 20.0
+    timeout_seconds: float = 20.0  # connect, and each single read
+    deadline_seconds: float = 60.0  # one whole attempt: connect, headers and body
+    max_body_bytes: int = 16 * 1024 * 1024  # decompressed; 20 years of daily rows are ~1.5 MB
     max_retries: int = 3
     backoff_seconds: float = 2.0
+    max_retry_after_seconds: float = 60.0
     # Free keys allow 1 request/s; 10% margin so network jitter cannot squeeze two calls
-    # into the server's one-second window.
+    # into the server's one-second window (see rate_limit.min_interval_for).
     min_interval_seconds: float = 1.1
     outputsize: str = "compact"
-    pacer: RequestPacer = PROCESS_PACER
+    datatype: str = "json"  # or "csv"
+    max_redirects: int = 3
+    # None: one pacer shared by every process on this machine for the API's host.
+    pacer: RequestPacer | SharedPacer | None = None
     session: requests.Session | None = None
+    _session: requests.Session | None = field(default=None, init=False, repr=False)
 
     def fetch_daily(
         self, symbol: str, on_attempt: Callable[[Attempt], None] | None = None
     ) -> DailySeries:
-        """The daily series of `symbol`, or raises `AlphaVantageError` naming the cause."""
+        """The daily series of `symbol`, or raises `AlphaVantageError` naming the cause.
+
+        `on_attempt` (the caller's code) sees every attempt; its own exceptions propagate.
+        """
+        try:
+            symbol = validate_symbol(symbol)
+        except InvalidSymbolError as exc:
+            shown = shorten(repr(symbol), 40) if isinstance(symbol, str) else repr(symbol)
+            raise AlphaVantageError(shown, FailureCause.INVALID_SYMBOL, str(exc)) from None
         if not self.api_key:
             raise AlphaVantageError(
                 symbol, FailureCause.INVALID_API_KEY, "ALPHAVANTAGE_API_KEY is empty"
             )
-        session = self.session or requests.Session()
         attempts = self.max_retries + 1
         for number in range(1, attempts + 1):
             started = time.monotonic()
-            self.pacer.wait(self.min_interval_seconds)
-            result = self._attempt(session, symbol)
+            result = self._guarded_attempt(symbol)
             elapsed = time.monotonic() - started
             if isinstance(result, DailySeries):
-                result = DailySeries(symbol, result.body, result.payload, result.fetched_at, number)
+                result = DailySeries(
+                    symbol, result.body, result.payload, result.fetched_at, number, result.datatype
+                )
                 if on_attempt:
                     on_attempt(Attempt(symbol, number, "ok", None, "", elapsed))
                 return result
-            cause, detail = result
-            will_retry = cause.retryable and number < attempts
+            will_retry = result.cause.retryable and number < attempts
             if on_attempt:
                 outcome = "retry" if will_retry else "failed"
-                on_attempt(Attempt(symbol, number, outcome, cause, detail, elapsed))
+                on_attempt(Attempt(symbol, number, outcome, result.cause, result.detail, elapsed))
             if not will_retry:
-                raise AlphaVantageError(symbol, cause, detail, attempts=number)
-            time.sleep(self._backoff(number))
+                raise AlphaVantageError(symbol, result.cause, result.detail, attempts=number)
+            time.sleep(self._retry_delay(number, result.retry_after))
         raise AssertionError("unreachable")
 
-    def _backoff(self, attempt_number: int) -> float:
+    def _retry_delay(self, attempt_number: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_seconds)
         # Exponential with full jitter, so parallel retries do not line up.
         return random.uniform(0.5, 1.0) * self.backoff_seconds * 2 ** (attempt_number - 1)
 
-    def _attempt(
-        self, session: requests.Session, symbol: str
-    ) -> DailySeries | tuple[FailureCause, str]:
+    def _guarded_attempt(self, symbol: str) -> DailySeries | _Failure:
+        failure: _Failure | None = None
+        try:
+            self._pacer.wait(self.min_interval_seconds)
+            return self._attempt(symbol)
+        except Exception as exc:  # noqa: BLE001 - one symbol's failure, never the step's
+            text = shorten(redact(str(exc), self.api_key), 160)
+            failure = _Failure(FailureCause.CLIENT_ERROR, f"{type(exc).__name__}: {text}")
+        return failure
+
+    @property
+    def _pacer(self) -> RequestPacer | SharedPacer:
+        if self.pacer is None:
+            self.pacer = rate_limit.pacer_for(self.base_url)
+        return self.pacer
+
+    def _attempt(self, symbol: str) -> DailySeries | _Failure:
+        if self._session is None:
+            self._session = _watched_session(self.session)
         params = {
             "function": "TIME_SERIES_DAILY",
             "symbol": symbol,
             "outputsize": self.outputsize,
-            "datatype": "json",
+            "datatype": self.datatype,
             "apikey": self.api_key,
         }
-        failure: tuple[FailureCause, str] | None = None
+        watch = _AttemptWatch()
+        timer = threading.Timer(self.deadline_seconds, watch.expire)
+        timer.daemon = True
+        _current.watch = watch
+        timer.start()
         try:
-            response = session.get(self.base_url, params=params, timeout=self.timeout_seconds)
-        except requests.Timeout:
-            failure = (
+            request = requests.Request("GET", self.base_url, params=params)
+            for _hop in range(self.max_redirects + 1):
+                prepared = self._session.prepare_request(request)
+                outcome = self._exchange(prepared, symbol, watch)
+                if not isinstance(outcome, str):
+                    return outcome
+                request = requests.Request("GET", outcome)  # the Location keeps its query
+            return _Failure(
+                FailureCause.REDIRECT_REFUSED, f"more than {self.max_redirects} redirects"
+            )
+        finally:
+            timer.cancel()
+            _current.watch = None
+
+    def _exchange(
+        self, prepared: requests.PreparedRequest, symbol: str, watch: _AttemptWatch
+    ) -> DailySeries | _Failure | str:
+        """One request: the result, a failure, or the same-origin URL to follow."""
+        assert self._session is not None and prepared.url is not None
+        settings = self._session.merge_environment_settings(prepared.url, {}, True, None, None)
+        adapter = self._session.get_adapter(prepared.url)
+        failure: _Failure | None = None
+        try:
+            # Straight to the adapter: Session.send parses Location even when not following
+            # redirects, and crashes on a malformed or non-UTF-8 one.
+            response = adapter.send(
+                prepared,
+                stream=True,
+                timeout=(self.timeout_seconds, self.timeout_seconds),
+                verify=settings["verify"],
+                cert=settings["cert"],
+                proxies=settings["proxies"],
+            )
+        except requests.RequestException as exc:
+            failure = self._transport_failure(exc, watch)
+        if failure:
+            return failure
+        try:
+            if response.status_code in REDIRECT_STATUSES:
+                return self._redirect(prepared.url, response)
+            if response.status_code == 429 or response.status_code >= 500:
+                cause = (
+                    FailureCause.HTTP_RATE_LIMITED
+                    if response.status_code == 429
+                    else FailureCause.HTTP_SERVER_ERROR
+                )
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                detail = f"HTTP {response.status_code} from {self._host}"
+                if wait is not None:
+                    detail += f" (Retry-After {wait:g} s)"
+                return _Failure(cause, detail, retry_after=wait)
+            if response.status_code >= 400:
+                return _Failure(
+                    FailureCause.HTTP_ERROR, f"HTTP {response.status_code} from {self._host}"
+                )
+            body = self._read_body(response, watch)
+            if isinstance(body, _Failure):
+                return body
+            return self._interpret(body, symbol)
+        finally:
+            response.close()
+
+    def _transport_failure(self, exc: requests.RequestException, watch: _AttemptWatch) -> _Failure:
+        if watch.expired:
+            return self._deadline_failure()
+        if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
+            return _Failure(
                 FailureCause.TIMEOUT,
                 f"no answer from {self._host} within {self.timeout_seconds:g} s",
             )
-        except requests.ConnectionError as exc:
-            failure = (
-                FailureCause.CONNECTION_FAILED,
-                f"{self._host}: {self._connection_reason(exc)}",
+        if isinstance(exc, requests.ConnectionError):
+            return _Failure(
+                FailureCause.CONNECTION_FAILED, f"{self._host}: {self._connection_reason(exc)}"
             )
+        return _Failure(FailureCause.CONNECTION_FAILED, f"{self._host}: {type(exc).__name__}")
+
+    def _deadline_failure(self, received: int | None = None) -> _Failure:
+        detail = f"{self._host} did not complete the answer within {self.deadline_seconds:g} s"
+        if received is not None:
+            detail += f" ({received} bytes received)"
+        return _Failure(FailureCause.TIMEOUT, detail)
+
+    def _redirect(self, current_url: str, response: requests.Response) -> str | _Failure:
+        status = response.status_code
+        raw = response.headers.get("Location")
+        if raw is None:
+            return _Failure(FailureCause.BAD_REDIRECT, f"HTTP {status} without a Location")
+        try:
+            # http.client decodes header bytes as Latin-1; URLs in Location are UTF-8.
+            location = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return _Failure(
+                FailureCause.BAD_REDIRECT, f"HTTP {status} with a Location that is not UTF-8"
+            )
+        try:
+            target = urljoin(current_url, location.strip())
+            _origin(target)  # raises ValueError for a bad port or IPv6 literal
+            if any(ch in target for ch in "\r\n\x00") or not urlsplit(target).hostname:
+                raise ValueError("control characters or no host")
+        except ValueError as exc:
+            reason = shorten(redact(str(exc), self.api_key), 80)
+            return _Failure(
+                FailureCause.BAD_REDIRECT, f"HTTP {status} with an unusable Location ({reason})"
+            )
+        if not same_origin(self.base_url, target):
+            return _Failure(
+                FailureCause.REDIRECT_REFUSED,
+                f"HTTP {status} from {self._host} to {redact(_shown_origin(target), self.api_key)}",
+            )
+        return target
+
+    def _read_body(self, response: requests.Response, watch: _AttemptWatch) -> bytes | _Failure:
+        chunks: list[bytes] = []
+        size = 0
+        failure: _Failure | None = None
+        try:
+            # urllib3 >= 2.6 bounds each decompressed chunk by the read size, so memory stays
+            # near the limit even for a gzip bomb.
+            for chunk in response.iter_content(chunk_size=_READ_CHUNK):
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return _Failure(
+                        FailureCause.RESPONSE_TOO_LARGE,
+                        f"more than {self.max_body_bytes} bytes (decompressed) from {self._host}",
+                    )
+                if watch.expired:
+                    return self._deadline_failure(size)
+                chunks.append(chunk)
         except requests.RequestException as exc:
-            failure = (FailureCause.CONNECTION_FAILED, f"{self._host}: {type(exc).__name__}")
+            if watch.expired:
+                return self._deadline_failure(size)
+            if isinstance(exc, requests.exceptions.ContentDecodingError):
+                failure = _Failure(
+                    FailureCause.NOT_JSON, f"{self._host} sent a body that does not decompress"
+                )
+            else:
+                failure = self._transport_failure(exc, watch)
         if failure:
             return failure
+        if watch.expired:
+            return self._deadline_failure(size)
+        return b"".join(chunks)
 
-        body = response.text
-        if response.status_code >= 500:
-            return (
-                FailureCause.HTTP_SERVER_ERROR,
-                f"HTTP {response.status_code} from {self._host}",
-            )
-        if response.status_code >= 400:
-            return (FailureCause.HTTP_ERROR, f"HTTP {response.status_code} from {self._host}")
+    def _interpret(self, body: bytes, symbol: str) -> DailySeries | _Failure:
+        is_csv = self.datatype == "csv" and not body.lstrip().startswith(b"{")
+        failure: _Failure | None = None
         try:
-            payload = responses.parse_json(body)
-        except ValueError:
-            return (
-                FailureCause.NOT_JSON,
-                f"starts with {shorten(redact(body, self.api_key), 80)!r}",
+            if is_csv:
+                text = body.decode("utf-8")
+                payload = responses.csv_to_payload(text, symbol)
+            else:
+                payload = responses.parse_json(body)
+                text = body.decode("utf-8")  # orjson accepted it, so it is UTF-8
+        except ValueError as exc:  # includes UnicodeDecodeError
+            start = body[:80].decode("utf-8", errors="replace")
+            reason = shorten(redact(str(exc), self.api_key), 120)
+            failure = _Failure(
+                FailureCause.MALFORMED_DATA if is_csv else FailureCause.NOT_JSON,
+                f"{reason}; starts with {shorten(redact(start, self.api_key), 80)!r}",
             )
-        verdict = responses.classify(payload)
+        if failure:
+            return failure
+        verdict = responses.classify(payload, symbol)
         if verdict.cause is not None:
-            return (verdict.cause, shorten(redact(verdict.provider_text, self.api_key)))
+            return _Failure(verdict.cause, shorten(redact(verdict.provider_text, self.api_key)))
         # Data bodies do not echo the key; redact anyway so nothing stored can ever hold it.
         return DailySeries(
             symbol=symbol,
-            body=redact(body, self.api_key),
+            body=redact(text, self.api_key),
             payload=payload,
             fetched_at=dt.datetime.now(dt.UTC),
             attempts=1,
+            datatype="csv" if is_csv else "json",
         )
 
     @property
     def _host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
+        return _shown_origin(self.base_url).split("://", 1)[-1] or "the API"
 
     @staticmethod
-    def _connection_reason(exc: requests.ConnectionError) -> str:
+    def _connection_reason(exc: requests.RequestException) -> str:
         text = str(exc).lower()
         for needle, reason in (
             ("refused", "connection refused"),
@@ -182,6 +487,7 @@ class AlphaVantageClient:
             ("temporary failure in name resolution", "host name not resolved"),
             ("reset by peer", "connection reset"),
             ("remotedisconnected", "connection closed without a response"),
+            ("incompleteread", "connection closed in the middle of the body"),
             ("ssl", "TLS error"),
         ):
             if needle in text:

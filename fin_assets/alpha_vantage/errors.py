@@ -3,27 +3,61 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
+from urllib.parse import quote, quote_plus
 
 
 class FailureCause(enum.Enum):
     """Each cause: (short code, explanation, retry within the same run?)."""
 
-    UNKNOWN_SYMBOL = ("unknown_symbol", "Alpha Vantage does not know this symbol", False)
+    INVALID_CALL = (
+        "invalid_call",
+        "Alpha Vantage refused the call (unknown symbol or bad parameter)",
+        False,
+    )
+    # The old name: "Invalid API call" was taken to mean an unknown symbol.
+    UNKNOWN_SYMBOL = INVALID_CALL
+    INVALID_SYMBOL = ("invalid_symbol", "not a valid Alpha Vantage symbol (not sent)", False)
+    PROVIDER_ERROR = ("provider_error", "Alpha Vantage answered with an error message", False)
     INVALID_API_KEY = ("invalid_api_key", "the API key is missing or invalid", False)
     DAILY_QUOTA = ("daily_quota", "the daily request quota of the API key is used up", False)
     BURST_LIMIT = ("burst_limit", "too many requests per second (burst limit)", True)
     MINUTE_LIMIT = ("minute_limit", "too many requests per minute (older rate notice)", False)
+    CALL_VOLUME_LIMIT = (
+        "call_volume_limit",
+        "the API key is throttled (call volume limit; not a premium gate)",
+        False,
+    )
+    HTTP_RATE_LIMITED = ("http_429", "the server answered HTTP 429 Too Many Requests", True)
     PREMIUM_ONLY = ("premium_only", "the function or parameter is premium-only on this key", False)
     DEMO_KEY = ("demo_key", "the 'demo' key only serves the documented examples", False)
     UNRECOGNISED_NOTICE = ("notice", "Alpha Vantage answered with a notice instead of data", False)
     EMPTY_RESPONSE = ("empty_response", "Alpha Vantage answered with an empty JSON object", False)
     NOT_JSON = ("not_json", "the response body is not JSON", False)
     MALFORMED_DATA = ("malformed_data", "the daily series is missing or has malformed rows", False)
+    SYMBOL_MISMATCH = (
+        "symbol_mismatch",
+        "the response is for another symbol than the one asked for",
+        False,
+    )
+    RESPONSE_TOO_LARGE = ("too_large", "the response body exceeds the size limit", False)
+    REDIRECT_REFUSED = (
+        "redirect_refused",
+        "the server redirected elsewhere; not followed, so the API key stays with the "
+        "configured host",
+        False,
+    )
+    BAD_REDIRECT = ("bad_redirect", "the server sent a malformed redirect (Location)", False)
     HTTP_ERROR = ("http_error", "the server answered with an HTTP error status", False)
     HTTP_SERVER_ERROR = ("http_5xx", "the server answered with an HTTP 5xx status", True)
     TIMEOUT = ("timeout", "the request timed out", True)
     CONNECTION_FAILED = ("connection_failed", "could not connect to the API", True)
+    CLIENT_ERROR = (
+        "client_error",
+        "unexpected error while handling the response (a bug: please report it)",
+        False,
+    )
 
     def __init__(self, code: str, explanation: str, retryable: bool) -> None:
         self.code = code
@@ -49,11 +83,31 @@ _APIKEY_PARAM = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 _ECHOED_KEY = re.compile(r"(API key as )\S+?(?=[\s,.;]|$)", re.IGNORECASE)
 
 
+def secret_forms(secret: str) -> list[str]:
+    """The key as it may appear in text: literal, JSON-escaped (ASCII and not), URL-encoded.
+
+    A key with `"`, `\\` or non-ASCII characters looks different inside a JSON body or a URL,
+    and a literal-only replacement would miss it there. Longest first, so no form leaves a
+    fragment of another behind.
+    """
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        quote(secret, safe="/:@!$'()*,;="),  # what requests leaves unescaped in a query
+    }
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
 def redact(text: str, secret: str | None) -> str:
-    """Remove the API key from any text: literal occurrences, `apikey=` query parameters and
-    the daily-quota notice's "detected your API key as <KEY>" echo."""
+    """Remove the API key from any text: each of its forms (`secret_forms`), `apikey=` query
+    parameters and the daily-quota notice's "detected your API key as <KEY>" echo."""
     if secret:
-        text = text.replace(secret, "***")
+        for form in secret_forms(secret):
+            # Case-blind: %-escapes and \u-escapes come back in either case.
+            text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
     text = _APIKEY_PARAM.sub(r"\1***", text)
     return _ECHOED_KEY.sub(r"\1***", text)
 
