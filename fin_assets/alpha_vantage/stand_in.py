@@ -1,8 +1,9 @@
 """A local stand-in for the Alpha Vantage API: a real HTTP server on 127.0.0.1.
 
 It speaks the same path, parameters and JSON shape as `TIME_SERIES_DAILY`, serves deterministic
-synthetic prices, and on request answers with each failure the real API produces (HTTP-200
-notices, `{}`, HTML, 503, a hang). It is the embedded default when no API key is set, the
+synthetic prices (each listing on its own exchange's trading days: `RELIANCE.BSE` has
+2024-07-04, `TSLA` does not), and on request answers with each failure the real API produces
+(HTTP-200 notices, `{}`, HTML, 503, a hang). It is the embedded default when no API key is set, the
 server the tests talk to, and the one the benchmarks load.
 
 Scenarios are queued per symbol (or for every symbol with "*"), from Python
@@ -15,7 +16,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from fin_assets import market_calendar
 from fin_assets.alpha_vantage import synthetic
+from fin_assets.symbols import InvalidSymbolError, validate_symbol
 
 COMPACT_ROWS = 100
-VALID_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 # Provider texts, as collected in shared/reference/alpha_vantage.md.
 INVALID_CALL = (
@@ -111,7 +111,7 @@ def daily_series_body(
     bars = synthetic.bars_until(symbol, as_of, rows)
     refreshed = as_of.isoformat()
     if provisional:
-        today = market_calendar.next_trading_day(as_of)
+        today = market_calendar.next_trading_day(symbol, as_of)
         bars = [*bars[1:], synthetic.provisional_bar(symbol, today)]
         refreshed = f"{today.isoformat()} 13:14:34"
     return {
@@ -127,6 +127,14 @@ def daily_series_body(
             bar.day.isoformat(): bar.as_alpha_vantage_row() for bar in reversed(bars)
         },
     }
+
+
+def _valid_symbol_or_none(raw: str) -> str | None:
+    """The normalised symbol, or None for text the real API would answer "Invalid API call"."""
+    try:
+        return validate_symbol(raw)
+    except InvalidSymbolError:
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -156,16 +164,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _query(self, params: dict[str, str]) -> None:
         state = self.server.state
         key = params.get("apikey", "")
-        symbol = params.get("symbol", "").upper()
+        symbol = _valid_symbol_or_none(params.get("symbol", ""))
         with state.lock:
             now = time.monotonic()
             too_soon = now - state.last_request_at < state.min_interval_seconds
             state.last_request_at = now
             state.requests.append({k: v for k, v in params.items() if k != "apikey"})
             state.arrivals.append(now)
-            scenario = state.next_scenario(symbol)
+            scenario = state.next_scenario(symbol or "")
         if state.enforce_pacing and too_soon and scenario == "ok":
             scenario = "burst_limit"
+        if symbol is None and scenario in ("malformed", "inconsistent"):
+            scenario = "ok"  # no series for text that is not a symbol: "Invalid API call"
 
         if scenario == "hang":
             time.sleep(state.hang_seconds)
@@ -189,18 +199,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif scenario == "http_503":
             self._send(503, "text/html", HTML_503)
         elif scenario == "malformed":
-            body = daily_series_body(symbol, self._as_of(), 3)
+            body = daily_series_body(symbol, self._as_of(symbol), 3)
             next(iter(body["Time Series (Daily)"].values()))["4. close"] = "n/a"
             self._json(body)
         elif scenario == "inconsistent":
             # Well-formed but wrong: the newest day's high is below its low.
-            body = daily_series_body(symbol, self._as_of(), COMPACT_ROWS)
+            body = daily_series_body(symbol, self._as_of(symbol), COMPACT_ROWS)
             newest = next(iter(body["Time Series (Daily)"].values()))
             newest["2. high"], newest["3. low"] = newest["3. low"], newest["2. high"]
             self._json(body)
         elif not key:
             self._json({"Error Message": INVALID_KEY})
-        elif params.get("function") != "TIME_SERIES_DAILY" or not VALID_SYMBOL.match(symbol):
+        elif params.get("function") != "TIME_SERIES_DAILY" or symbol is None:
             self._json({"Error Message": INVALID_CALL})
         elif key == "demo" and symbol != "IBM":
             self._json({"Information": DEMO_KEY})
@@ -209,10 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             rows = None if params.get("outputsize") == "full" else COMPACT_ROWS
             provisional = scenario == "provisional"
-            self._json(daily_series_body(symbol, self._as_of(), rows, provisional))
+            self._json(daily_series_body(symbol, self._as_of(symbol), rows, provisional))
 
-    def _as_of(self) -> dt.date:
-        return self.server.state.as_of or market_calendar.last_closed_trading_day()
+    def _as_of(self, symbol: str) -> dt.date:
+        return self.server.state.as_of or market_calendar.last_closed_trading_day(symbol)
 
     def _json(self, payload: dict) -> None:
         self._send(200, "application/json", json.dumps(payload, indent=4))

@@ -1,8 +1,10 @@
 """Deterministic synthetic daily prices for the local stand-in.
 
-Each symbol follows its own seeded random walk over NYSE trading days from a fixed start, so a
-given (symbol, date) always has the same values, whichever window a request asks for: two
-fetches a month apart overlap exactly, as the real API's do.
+Each symbol follows its own seeded random walk over its own exchange's trading days (NYSE for
+US listings, BSE for `RELIANCE.BSE`...: see `market_calendar`) from a fixed start, so a given
+(symbol, date) always has the same values, whichever window a request asks for: two fetches a
+month apart overlap exactly, as the real API's do. US symbols keep the walk they always had
+(the XNYS sessions 2000-2040 are the days of the former pandas NYSE rules).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Bar:
 def _walk(symbol: str) -> tuple[list[dt.date], list[Bar]]:
     rng = random.Random(zlib.crc32(symbol.encode()))
     close = 20 + rng.random() * 480
-    days = market_calendar.trading_days(WALK_START, WALK_END)
+    days = market_calendar.trading_days(symbol, WALK_START, WALK_END)
     bars = []
     for day in days:
         open_ = close * (1 + rng.gauss(0, 0.005))

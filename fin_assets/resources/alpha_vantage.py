@@ -5,38 +5,59 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from fin_assets import config
+from fin_assets import config, rate_limit
 from fin_assets.alpha_vantage.client import AlphaVantageClient
 
 
 class AlphaVantageResource(dg.ConfigurableResource):
-    """TIME_SERIES_DAILY over HTTP with timeouts, retries with backoff and 1 request/s pacing.
+    """TIME_SERIES_DAILY over HTTP with timeouts, an overall deadline and a size limit per
+    request, retries with backoff, and pacing shared by every process on the machine.
 
     The key comes from `ALPHAVANTAGE_API_KEY` (an `EnvVar`, so the UI shows the variable's name,
-    never its value) and travels only as the `apikey` query parameter.
+    never its value) and travels only as the `apikey` query parameter, to the configured host
+    only (redirects elsewhere are refused).
     """
 
     api_key: str = Field(default="", description="ALPHAVANTAGE_API_KEY")
     base_url: str = Field(
         default=config.DEFAULT_ALPHAVANTAGE_BASE_URL, description="ALPHAVANTAGE_BASE_URL"
     )
-    timeout_seconds: float = Field(default=20.0, description="Per-request connect/read timeout")
+    timeout_seconds: float = Field(default=20.0, description="Connect timeout, and per single read")
+    deadline_seconds: float = Field(
+        default=60.0, description="Overall limit for one request: connect, headers and body"
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, description="Largest accepted body, counted decompressed"
+    )
     max_retries: int = Field(
         default=3, description="Retries after a timeout, connection error, HTTP 5xx or burst limit"
     )
     backoff_seconds: float = Field(default=2.0, description="First retry delay, doubled each time")
-    min_interval_seconds: float = Field(
-        default=1.1, description="Least seconds between two calls (free keys: 1 request/s)"
+    requests_per_minute: float = Field(
+        default=rate_limit.FREE_KEY_REQUESTS_PER_MINUTE,
+        description="ALPHAVANTAGE_REQUESTS_PER_MINUTE: the key's plan (free keys: 60, i.e. "
+        "1 request/s); calls are spaced 60/this s apart plus a 10% margin",
     )
+    min_interval_seconds: float | None = Field(
+        default=None,
+        description="Least seconds between two calls; overrides requests_per_minute when set",
+    )
+
+    def effective_min_interval(self) -> float:
+        if self.min_interval_seconds is not None:
+            return self.min_interval_seconds
+        return rate_limit.min_interval_for(self.requests_per_minute)
 
     def get_client(self) -> AlphaVantageClient:
         return AlphaVantageClient(
             api_key=self.api_key,
             base_url=self.base_url,
             timeout_seconds=self.timeout_seconds,
+            deadline_seconds=self.deadline_seconds,
+            max_body_bytes=self.max_body_bytes,
             max_retries=self.max_retries,
             backoff_seconds=self.backoff_seconds,
-            min_interval_seconds=self.min_interval_seconds,
+            min_interval_seconds=self.effective_min_interval(),
         )
 
 
@@ -46,4 +67,6 @@ def alpha_vantage_from_env() -> AlphaVantageResource:
         base_url=config.env_or_default(
             "ALPHAVANTAGE_BASE_URL", config.DEFAULT_ALPHAVANTAGE_BASE_URL
         ),
+        # Not a secret; read here so a bad value fails at load time naming the variable.
+        requests_per_minute=rate_limit.requests_per_minute_from_env(),
     )
