@@ -1,15 +1,19 @@
 """The HTTP client against the real stand-in server: every failure class, transport faults,
 retries, pacing, and no API key in any error text."""
 
+import datetime as dt
 import socket
 import time
 
 import pytest
+import requests
 
+from fin_assets import market_calendar
 from fin_assets.alpha_vantage.client import AlphaVantageClient, RequestPacer
 from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause, redact
-from fin_assets.alpha_vantage.responses import classify_notice
+from fin_assets.alpha_vantage.responses import classify_error_message, classify_notice
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
+from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 
@@ -37,7 +41,7 @@ def test_data_body_is_accepted_with_100_trading_days(stand_in):
 @pytest.mark.parametrize(
     ("scenario", "cause"),
     [
-        ("unknown_symbol", FailureCause.UNKNOWN_SYMBOL),
+        ("unknown_symbol", FailureCause.INVALID_CALL),
         ("invalid_key", FailureCause.INVALID_API_KEY),
         ("daily_quota", FailureCause.DAILY_QUOTA),
         ("premium", FailureCause.PREMIUM_ONLY),
@@ -158,6 +162,9 @@ def test_empty_key_fails_before_any_request(stand_in):
             "premium_only",
         ),  # noqa: E501
         ("The **demo** API key is for demo purposes only.", "demo_key"),
+        ("Please visit https://www.alphavantage.co/premium/ for a higher API call volume.",
+         "call_volume_limit"),
+        ("This is a premium endpoint. Subscribe to unlock all premium endpoints", "premium_only"),
         ("Something new", "notice"),
     ],
 )
@@ -170,3 +177,78 @@ def test_redact_removes_key_query_parameter_and_echo():
     cleaned = redact(text, SECRET_KEY)
     assert SECRET_KEY not in cleaned and "OTHERKEY1234" not in cleaned
     assert "apikey=***" in cleaned and "API key as ***" in cleaned
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("Invalid API call. Please retry or visit the documentation for TIME_SERIES_DAILY.",
+         FailureCause.INVALID_CALL),
+        ("the parameter apikey is invalid or missing.", FailureCause.INVALID_API_KEY),
+        ("Something else went wrong", FailureCause.PROVIDER_ERROR),
+    ],
+)
+def test_error_messages_are_named_without_guessing_an_unknown_symbol(text, cause):
+    assert classify_error_message(text) is cause
+    assert "unknown symbol or bad parameter" in FailureCause.INVALID_CALL.explanation
+
+
+@pytest.mark.parametrize("symbol", ["../../X", "a/b", "X" * 300, "TS LA", ""])
+def test_invalid_symbol_is_never_sent(stand_in, symbol):
+    with pytest.raises(AlphaVantageError) as failure:
+        client_for(stand_in.url).fetch_daily(symbol)
+    assert failure.value.cause is FailureCause.INVALID_SYMBOL
+    assert len(str(failure.value)) < 300
+    assert stand_in.state.requests == []
+
+
+def test_stand_in_answers_invalid_call_for_text_that_is_no_symbol(stand_in):
+    body = requests.get(
+        stand_in.url,
+        params={"function": "TIME_SERIES_DAILY", "symbol": "../../X", "apikey": "k"},
+        timeout=10,
+    ).json()
+    assert body == {"Error Message": body["Error Message"]}
+    assert body["Error Message"].startswith("Invalid API call")
+
+
+def test_stand_in_serves_each_listing_on_its_own_exchange_calendar():
+    state = StandInState(as_of=dt.date(2024, 7, 22))
+    with StandInServer(state=state) as server:
+        client = client_for(server.url)
+        bse = client.fetch_daily("RELIANCE.BSE").payload["Time Series (Daily)"]
+        us = client.fetch_daily("TSLA").payload["Time Series (Daily)"]
+    assert "2024-07-04" in bse and "2024-07-17" not in bse  # US holiday; Muharram in Mumbai
+    assert "2024-07-04" not in us
+    assert sorted(bse) == [
+        d.isoformat()
+        for d in market_calendar.trading_days(
+            "RELIANCE.BSE", dt.date.fromisoformat(min(bse)), dt.date(2024, 7, 22)
+        )
+    ]
+
+
+def test_stand_in_keeps_the_synthetic_us_prices_it_always_served(stand_in):
+    # Values served before the move to exchange_calendars (commit 18add14), as a regression
+    # check: the XNYS sessions 2000-2040 are the old NYSE rule days, so the walk is unchanged.
+    row = client_for(stand_in.url).fetch_daily("TSLA").payload["Time Series (Daily)"]["2026-10-05"]
+    assert row == {
+        "1. open": "688.8205",
+        "2. high": "707.9416",
+        "3. low": "687.5918",
+        "4. close": "704.7914",
+        "5. volume": "4063788",
+    }
+
+
+@pytest.mark.parametrize(
+    ("settings", "interval"),
+    [
+        ({}, 1.1),  # the free key: 60/min with the 10 % margin
+        ({"requests_per_minute": 75.0}, 0.88),
+        ({"requests_per_minute": 75.0, "min_interval_seconds": 0.0}, 0.0),
+    ],
+)
+def test_resource_paces_by_the_plan(settings, interval):
+    resource = AlphaVantageResource(api_key="k", base_url="http://127.0.0.1:1/query", **settings)
+    assert resource.get_client().min_interval_seconds == pytest.approx(interval)
