@@ -8,6 +8,7 @@ broker answers, raising after `bootstrap_timeout_ms`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -114,10 +115,21 @@ class KafkaProducerResource(dg.ConfigurableResource):
     def create_producer(self) -> KafkaProducer:
         return KafkaProducer(**self.producer_config())
 
-    def connect(self) -> KafkaProducer:
-        """Topic ensured, then a producer: what the simulator's background connector calls."""
+    def connect(self) -> TopicKeepingProducer:
+        """Topic ensured, then a producer that can re-create it: what the simulator's
+        background connector calls."""
         self.ensure_topic()
-        return self.create_producer()
+        return TopicKeepingProducer(self.ensure_topic, **self.producer_config())
+
+
+class TopicKeepingProducer(KafkaProducer):
+    """A KafkaProducer with `ensure_topic()`: the simulator's delivery calls it when sends block
+    for lack of metadata, so a topic deleted while the run produces is re-created (with the
+    configured partitions) instead of blocking every send until the run ends."""
+
+    def __init__(self, ensure_topic: Callable[[], bool], **configs: Any) -> None:
+        super().__init__(**configs)
+        self.ensure_topic = ensure_topic
 
 
 def kafka_from_env() -> KafkaProducerResource:
