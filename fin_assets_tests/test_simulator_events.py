@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
+import orjson
 import pytest
 
-from fin_assets.simulator.events import EventGenerator, EventWeights, GeneratorSettings
+from fin_assets.simulator.events import (
+    MAX_PRICE,
+    MIN_PRICE,
+    EventGenerator,
+    EventWeights,
+    GeneratorSettings,
+)
 from fin_assets.simulator.pacing import Pacer
 from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
+from fin_assets.simulator.runner import NonFiniteValueError, encode_event
 from fin_assets.simulator.transactions_log import TransactionLog, format_line, read_event_ids
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/simulator/event.schema.json"
@@ -166,3 +177,84 @@ def test_pacing_resets_instead_of_bursting_after_falling_behind():
     assert pacer.resets == 1
     with pytest.raises(ValueError):
         Pacer(0)
+
+
+# -- non-finite values can neither be seeded nor generated nor encoded --------------------
+
+
+def test_bad_seeds_are_named_with_file_and_line_and_fall_back(tmp_path):
+    csv_path = tmp_path / "Datos_financieros.csv"
+    csv_path.write_text(
+        "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n"
+        "2026-05-04,TSLA,1,1,1,250.5,10\n"
+        "2026-05-05,TSLA,1,1,1,nan,10\n"
+        "2026-05-05,IBM,1,1,1,1.7e308,10\n"
+        "2026-05-05,AAPL,1,1,1,inf,10\n"
+        "2026-05-05,MSFT,1,1,1,-3,10\n"
+    )
+    messages: list[tuple[str, str]] = []
+    prices = start_prices(
+        ["TSLA", "IBM", "AAPL", "MSFT"], csv_path, log=lambda *entry: messages.append(entry)
+    )
+    # TSLA: its latest close is NaN, the one before is usable; the others have none.
+    assert prices == {
+        "TSLA": 250.5,
+        "IBM": DEFAULT_START_PRICE,
+        "AAPL": DEFAULT_START_PRICE,
+        "MSFT": DEFAULT_START_PRICE,
+    }
+    text = "\n".join(message for _, message in messages)
+    for line, symbol, value in ((3, "TSLA", "nan"), (4, "IBM", "1.7e308"), (5, "AAPL", "inf")):
+        assert f"{csv_path}, line {line}: {symbol} 2026-05-05: cierre '{value}'" in text, text
+    assert f"{csv_path}, line 6: MSFT" in text
+    assert "IBM: no usable close" in text and "TSLA: no usable close" not in text
+    assert {level for level, _ in messages} == {"warning"}
+
+
+@pytest.mark.parametrize("seed_price", [1.7e308, 1e12, 0.0001])
+def test_prices_stay_finite_and_bounded_whatever_the_seed(event_validator, seed_price):
+    generator = EventGenerator(["TSLA"], {"TSLA": seed_price}, "r", seed=3)
+    for number in range(3000):
+        event = generator.next_event()
+        if number % 10 == 0:  # the schema check is slow; every kind shows up in 300 events
+            event_validator.validate(event)
+        _, value = encode_event(event)
+        assert orjson.loads(value) == event  # orjson would have written NaN/inf as null
+        for name in ("price", "amount", "previous_price", "new_price", "change_pct"):
+            if name in event:
+                assert math.isfinite(event[name]), event
+        for name in ("price", "previous_price", "new_price"):
+            if name in event:
+                assert MIN_PRICE <= event[name] <= MAX_PRICE, event
+
+
+def test_a_non_finite_start_price_is_refused():
+    with pytest.raises(ValueError, match="start price of TSLA"):
+        EventGenerator(["TSLA"], {"TSLA": float("nan")}, "r")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_encoding_refuses_nan_and_infinity(bad):
+    event = {**generate(1)[0], "price": bad}
+    with pytest.raises(NonFiniteValueError, match=r"price=(nan|inf|-inf).*no NaN or Infinity"):
+        encode_event(event)
+    assert event["event_id"] in str(pytest.raises(NonFiniteValueError, encode_event, event).value)
+
+
+def test_ids_are_uuid4_unique_and_timestamps_current():
+    events = generate(20000, seed=1)
+    ids = [e["event_id"] for e in events]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids[:2000])
+    stamps = {e["ts"] for e in events}
+    now = datetime.now(UTC)
+    for stamp in stamps:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert abs((now - moment).total_seconds()) < 120
+    assert orjson.loads(encode_event(events[0])[1]) == events[0]
+
+
+def test_pacer_refuses_nonsense_rates():
+    for rate in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            Pacer(rate)

@@ -1,8 +1,11 @@
 """Subcommands of the simulator flow.
 
 - `fin-assets simulate`: the simulator without Dagster, for a bounded time; prints a summary.
-  Exit 0 when every generated event was acknowledged by Kafka, 2 when only some were, 1 when
-  none could be delivered (broker unreachable the whole time).
+  SIGTERM and Ctrl-C (SIGINT) stop it like the end of `--duration`: it stops generating,
+  flushes Kafka for up to `--flush-timeout` seconds and prints the summary. Exit status:
+  0 every generated event was acknowledged by Kafka and written to the transactions log;
+  1 none could be delivered (broker unreachable the whole time); 3 some were not (failed,
+  dropped, unsent or not logged: the summary says which); 2 bad arguments (argparse usage).
 - `fin-assets simulator-job`: transaction_simulator_job through Dagster (execute_in_process)
   against the instance in DAGSTER_HOME when it is set, else an ephemeral one. Exit 1 when the
   run fails (the op fails when nothing could be delivered).
@@ -11,20 +14,76 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
+import threading
 import uuid
+from collections.abc import Callable
 
 from fin_assets import config
 
+# Above this no Python producer keeps up (see docs/benchmarks.md); refused as a typo.
+MAX_RATE_PER_S = 1_000_000.0
+EXIT_ALL_DELIVERED = 0
+EXIT_NONE_DELIVERED = 1
+EXIT_SOME_NOT_DELIVERED = 3
+
+
+def positive_number(maximum: float = math.inf) -> Callable[[str], float]:
+    """argparse type: a finite number > 0 (and <= maximum); NaN, inf, 0, negatives refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is above the maximum {maximum:g}")
+        return value
+
+    parse.__name__ = "positive number"  # argparse names the type in its messages
+    return parse
+
+
+def non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    rate = positive_number(MAX_RATE_PER_S)
+    duration = positive_number()
     simulate = commands.add_parser(
         "simulate", help="run the transaction simulator outside Dagster for a bounded time"
     )
-    simulate.add_argument("--rate", type=float, default=1.0, help="events per second (1)")
-    simulate.add_argument("--duration", type=float, default=10.0, help="seconds to run (10)")
+    simulate.add_argument("--rate", type=rate, default=1.0, help="events per second (1)")
+    simulate.add_argument("--duration", type=duration, default=10.0, help="seconds to run (10)")
     simulate.add_argument("--seed", type=int, default=None, help="seed: reproducible stream")
+    simulate.add_argument(
+        "--flush-timeout",
+        type=non_negative_number,
+        default=10.0,
+        help="seconds to wait for Kafka's acknowledgements at the end (10)",
+    )
     simulate.add_argument(
         "--bootstrap-servers",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", config.DEFAULT_KAFKA_BOOTSTRAP_SERVERS),
@@ -35,20 +94,71 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=os.environ.get("FIN_KAFKA_TOPIC", config.DEFAULT_KAFKA_TOPIC),
         help="topic (FIN_KAFKA_TOPIC, default %(default)s)",
     )
-    simulate.add_argument("--partitions", type=int, default=3, help="when creating the topic")
+    simulate.add_argument(
+        "--partitions", type=positive_int, default=3, help="when creating the topic (3)"
+    )
     simulate.set_defaults(handler=run_simulate)
 
     job = commands.add_parser(
         "simulator-job", help="run transaction_simulator_job through Dagster for a bounded time"
     )
-    job.add_argument("--duration", type=float, default=20.0, help="seconds to run (20)")
-    job.add_argument("--rate", type=float, default=None, help="events per second")
+    job.add_argument("--duration", type=duration, default=20.0, help="seconds to run (20)")
+    job.add_argument("--rate", type=rate, default=None, help="events per second")
     job.add_argument("--seed", type=int, default=None)
     job.set_defaults(handler=run_simulator_job)
 
 
 def _print(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def exit_status(summary) -> int:
+    if summary.generated and summary.acknowledged == 0:
+        return EXIT_NONE_DELIVERED
+    if summary.all_delivered and not summary.unlogged:
+        return EXIT_ALL_DELIVERED
+    return EXIT_SOME_NOT_DELIVERED
+
+
+def run_until_done_or_signalled(simulator) -> str:
+    """Runs `simulator` in a worker thread; SIGTERM / SIGINT set its stop event (the signal
+    handler only sets an Event the main thread never holds). Returns what ended it."""
+    ended_by: list[str] = []
+    finished = threading.Event()
+    failure: list[BaseException] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if not ended_by:
+            ended_by.append(name)
+            _print(
+                f"[info] {name}: stopping; flushing Kafka for up to"
+                f" {simulator.flush_timeout_s:g} s"
+            )
+        else:
+            _print(f"[info] {name} again: still flushing (at most {simulator.flush_timeout_s:g} s)")
+        simulator.stop.set()
+
+    def work() -> None:
+        try:
+            simulator.run()
+        except BaseException as exc:  # re-raised by the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = threading.Thread(target=work, name="transaction-simulator", daemon=True)
+        worker.start()
+        while not finished.wait(timeout=0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure:
+        raise failure[0]
+    return ended_by[0] if ended_by else "duration reached"
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -71,19 +181,22 @@ def run_simulate(args: argparse.Namespace) -> int:
         rate_per_s=args.rate,
         duration_s=args.duration,
         seed=args.seed,
+        flush_timeout_s=args.flush_timeout,
         log=lambda level, message: _print(f"[{level}] {message}"),
         on_progress=lambda summary: _print(f"[progress] {summary.describe()}"),
     )
     _print(f"Simulating {args.rate:g} events/s for {args.duration:g} s to {kafka.describe()}")
-    summary = simulator.run()
-    print(f"Summary: {summary.describe()}")
+    ended_by = run_until_done_or_signalled(simulator)
+    summary = simulator.summary
+    print(f"Summary ({ended_by}): {summary.describe()}")
     print(f"Events by type: {summary.by_type}")
     print(f"Transactions log: {settings.transactions_log_path}")
     if summary.last_error and not summary.all_delivered:
         print(f"Last Kafka error: {summary.last_error}")
-    if summary.all_delivered:
-        return 0
-    return 1 if summary.acknowledged == 0 else 2
+    if summary.unlogged:
+        print(f"Transactions log error: {summary.log_error}")
+    sys.stdout.flush()
+    return exit_status(summary)
 
 
 def run_simulator_job(args: argparse.Namespace) -> int:

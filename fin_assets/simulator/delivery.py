@@ -5,11 +5,18 @@ constructor blocks until a broker answers (and raises after its bootstrap timeou
 simulator keeps generating and logging meanwhile. Events wait in a bounded backlog; once a
 producer exists they go to it in order. Every event ends up in exactly one count:
 acknowledged (broker confirmed, delivery callback), failed (the producer gave up on it),
-dropped (backlog overflow) or unsent (still waiting when the run stopped).
+dropped (backlog overflow) or unsent (still waiting when the run stopped). Once `close()`
+has returned the counts are final: an event whose outcome is still unknown then (the broker
+went away with it in flight) is counted failed, and a late acknowledgement changes nothing.
+
+When a send blocks because the topic has no metadata (deleted while the run was producing),
+the producer's `ensure_topic()` (when it has one: `KafkaProducerResource.connect()` returns
+such a producer) runs in the background and re-creates the topic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -23,6 +30,10 @@ from kafka.errors import KafkaTimeoutError
 CONNECT_RETRY_DELAYS_S = (1.0, 2.0, 5.0, 10.0)
 # At most one overflow warning per this many seconds (each says the running total).
 OVERFLOW_REPORT_INTERVAL_S = 10.0
+# How long closing the producer may take after the flush, before pending records are aborted.
+CLOSE_TIMEOUT_S = 5.0
+# At most one topic check (and re-creation) per this many seconds.
+TOPIC_CHECK_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -67,7 +78,7 @@ class EventDelivery:
         self.topic = topic
         self.backlog_limit = backlog_limit
         self._connect = connect
-        self._log = log
+        self.log = log
         self._retry_delays_s = retry_delays_s
         # _send_lock guards the producer and the waiting queue; _counts_lock guards the counts.
         # Two locks because delivery callbacks run on the producer's I/O thread while the main
@@ -83,6 +94,11 @@ class EventDelivery:
         self._send_paused_until = 0.0
         self._last_overflow_report = -OVERFLOW_REPORT_INTERVAL_S
         self._last_failure_report = -OVERFLOW_REPORT_INTERVAL_S
+        self._last_blocked_report = -OVERFLOW_REPORT_INTERVAL_S
+        self._next_topic_check = 0.0
+        self._topic_check: threading.Thread | None = None
+        self._settled = False
+        self.topics_recreated = 0
         self.counts = DeliveryCounts()
         self.last_error: str | None = None
 
@@ -110,7 +126,7 @@ class EventDelivery:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self._retry_delays_s[min(attempt, len(self._retry_delays_s) - 1)]
                 attempt += 1
-                self._log(
+                self.log(
                     "warning",
                     f"Kafka not reachable ({self.last_error}); {self.backlog_size} events waiting"
                     f" in the backlog; retrying in {delay:g} s",
@@ -125,11 +141,15 @@ class EventDelivery:
                 self._connected.set()
                 backlog = len(self._waiting)
                 self._pump_locked()
-            self._log("info", f"Connected to Kafka; sending {backlog} backlogged events")
+            self.log("info", f"Connected to Kafka; sending {backlog} backlogged events")
             return
 
     def close(self, flush_timeout_s: float = 30.0) -> DeliveryCounts:
-        """Stops connecting, flushes what the producer holds, and settles every count."""
+        """Stops connecting, flushes what the producer holds, and settles every count.
+
+        Never raises for Kafka's sake: whatever the broker does (gone, topic deleted), the
+        counts come back final, with the undeliverable events counted failed or unsent.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=1.0)
@@ -139,26 +159,61 @@ class EventDelivery:
                 self._send_paused_until = 0.0
                 self._pump_locked()
         if producer is not None:
-            try:
-                producer.flush(timeout=flush_timeout_s)
-            except KafkaTimeoutError:
-                self._log("warning", f"Kafka flush did not finish in {flush_timeout_s:g} s")
-            # Records still unacknowledged are aborted here and reach their errbacks (failed).
-            producer.close(timeout=5)
+            self._shut_down(producer, flush_timeout_s)
         with self._send_lock, self._counts_lock:
             self.counts.unsent += len(self._waiting)
             self._waiting.clear()
+            # Still in flight after the producer was closed: the outcome is unknown (the broker
+            # may have stored them without answering); they count as failed, for good.
+            unknown = self._in_flight
+            self.counts.failed += unknown
+            self._in_flight = 0
+            self._settled = True
             counts = DeliveryCounts(**asdict(self.counts))
         # The final totals, whatever the rate limiting of the warnings above let through.
+        if unknown:
+            self.log(
+                "warning",
+                f"{unknown} events were still unacknowledged when the producer closed; counted"
+                " failed (the broker may or may not have stored them)",
+            )
         if counts.dropped:
-            self._log(
+            self.log(
                 "warning",
                 f"{counts.dropped} events dropped in total because the Kafka backlog was full"
                 f" ({self.backlog_limit} events)",
             )
         if counts.unsent:
-            self._log("warning", f"{counts.unsent} events never reached Kafka (run stopped)")
-        return self.counts
+            self.log("warning", f"{counts.unsent} events never reached Kafka (run stopped)")
+        if counts.failed:
+            self.log(
+                "warning",
+                f"{counts.failed} events failed in total; last Kafka error: {self.last_error}",
+            )
+        return counts
+
+    def _shut_down(self, producer: Any, flush_timeout_s: float) -> None:
+        try:
+            producer.flush(timeout=flush_timeout_s)
+        except KafkaTimeoutError:
+            self.log(
+                "warning",
+                f"Kafka flush did not finish in {flush_timeout_s:g} s; aborting"
+                f" {self.backlog_size} unacknowledged events (counted failed)",
+            )
+            # close() would flush (and wait) once more before raising the same error.
+            _force_close(producer)
+            return
+        except Exception as exc:  # e.g. the producer died with a fatal error
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.log("warning", f"Kafka flush failed: {self.last_error}")
+        try:
+            # Records still unacknowledged are aborted here and reach their errbacks (failed).
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+        except Exception:
+            # kafka-python 3's close() flushes first and, when records remain, raises
+            # KafkaTimeoutError without closing: its I/O thread would keep them in flight.
+            _force_close(producer)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -194,7 +249,7 @@ class EventDelivery:
         now = time.monotonic()
         if dropped_now and now - self._last_overflow_report >= OVERFLOW_REPORT_INTERVAL_S:
             self._last_overflow_report = now
-            self._log(
+            self.log(
                 "warning",
                 f"Kafka backlog full ({self.backlog_limit} events): {total_dropped} events"
                 " dropped so far (they remain in the transactions log)",
@@ -210,16 +265,14 @@ class EventDelivery:
                 future = producer.send(self.topic, key=key, value=value)
             except KafkaTimeoutError as exc:
                 # No metadata or no buffer space within max_block_ms: keep the event, try later.
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._send_paused_until = time.monotonic() + 1.0
-                self._log("warning", f"Kafka send blocked ({self.last_error}); will retry")
+                self._on_send_blocked(producer, exc)
                 return
             except Exception as exc:  # not retriable (e.g. record too large): count it
                 self._waiting.popleft()
                 with self._counts_lock:
                     self.counts.failed += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                self._log("error", f"Kafka refused an event: {self.last_error}")
+                self.log("error", f"Kafka refused an event: {self.last_error}")
                 continue
             self._waiting.popleft()
             with self._counts_lock:
@@ -227,13 +280,56 @@ class EventDelivery:
             future.add_callback(self._on_acknowledged)
             future.add_errback(self._on_failed)
 
+    def _on_send_blocked(self, producer: Any, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        self._send_paused_until = now + 1.0
+        if now - self._last_blocked_report >= OVERFLOW_REPORT_INTERVAL_S:
+            self._last_blocked_report = now
+            self.log(
+                "warning",
+                f"Kafka send blocked ({self.last_error}); {self.backlog_size} events waiting;"
+                " will retry",
+            )
+        # Missing metadata may mean the topic is gone: check it (and re-create it) aside.
+        ensure_topic = getattr(producer, "ensure_topic", None)
+        checking = self._topic_check is not None and self._topic_check.is_alive()
+        if ensure_topic is None or checking or now < self._next_topic_check:
+            return
+        self._next_topic_check = now + TOPIC_CHECK_INTERVAL_S
+        self._topic_check = threading.Thread(
+            target=self._check_topic, args=(ensure_topic,), name="kafka-topic-check", daemon=True
+        )
+        self._topic_check.start()
+
+    def _check_topic(self, ensure_topic: Callable[[], bool]) -> None:
+        try:
+            created = ensure_topic()
+        except Exception as exc:  # broker unreachable, not authorised...: say so, keep going
+            self.log(
+                "warning",
+                f"Could not check that topic {self.topic} exists: {type(exc).__name__}: {exc}",
+            )
+            return
+        if created:
+            self.topics_recreated += 1
+            self.log(
+                "warning",
+                f"Topic {self.topic} did not exist any more (deleted while producing?):"
+                " re-created it; sending resumes",
+            )
+
     def _on_acknowledged(self, _metadata: Any) -> None:
         with self._counts_lock:
+            if self._settled:  # after close(): the counts are final
+                return
             self._in_flight -= 1
             self.counts.acknowledged += 1
 
     def _on_failed(self, exc: BaseException) -> None:
         with self._counts_lock:
+            if self._settled:
+                return
             self._in_flight -= 1
             self.counts.failed += 1
             total_failed = self.counts.failed
@@ -242,7 +338,18 @@ class EventDelivery:
         now = time.monotonic()
         if now - self._last_failure_report >= OVERFLOW_REPORT_INTERVAL_S:
             self._last_failure_report = now
-            self._log(
+            self.log(
                 "error",
                 f"Kafka did not deliver an event ({self.last_error}); {total_failed} failed so far",
             )
+
+
+def _force_close(producer: Any) -> None:
+    """Aborts what a kafka-python producer still holds (errbacks fire) and closes it."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None and sender.is_alive():
+        sender.force_close()
+        sender.join(CLOSE_TIMEOUT_S)
+    # Nothing more can be done if this fails too: the aborted records have been counted.
+    with contextlib.suppress(Exception):
+        producer.close(timeout=0)

@@ -2,25 +2,40 @@
 
 Pure logic (no Kafka, no Dagster). With the same seed, symbols and start prices, the stream's
 contents are identical apart from `event_id`, `ts` and `run_id`, which identify one occurrence.
+
+Generation is on the hot path (thousands of events/s share one core and the GIL with
+kafka-python's sender thread), so the per-event work is kept small: constants are prepared
+once, event ids come from a fast in-process random source instead of a system call each, and
+the timestamp's date-time part is formatted once per second.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
-import uuid
+import time
+from bisect import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 EVENT_TYPES = ("trade", "price_alert", "api_error")
 LEVEL_BY_TYPE = {"trade": "INFO", "price_alert": "WARNING", "api_error": "ERROR"}
 
-# The simulated prices never fall below this: keeps prices positive and alerts measurable.
+# The simulated prices stay within these bounds: positive, measurable alerts, and far from
+# float overflow (quantity * price stays below 1e12), so no event can carry Infinity or NaN.
 MIN_PRICE = 1.0
+MAX_PRICE = 1_000_000_000.0
 ACCOUNT_POOL = 500
 API_ENDPOINTS = ("GLOBAL_QUOTE", "TIME_SERIES_DAILY", "TIME_SERIES_INTRADAY", "SYMBOL_SEARCH")
 ERROR_KINDS = ("timeout", "connection_refused", "http_5xx", "rate_limit")
+ACCOUNTS = tuple(f"ACC-{100000 + number:06d}" for number in range(ACCOUNT_POOL))
+
+# UUID version 4 layout: version nibble 4, variant bits 10 (RFC 9562).
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 @dataclass(frozen=True)
@@ -33,8 +48,8 @@ class EventWeights:
 
     def __post_init__(self) -> None:
         values = (self.trade, self.price_alert, self.api_error)
-        if any(value < 0 for value in values) or sum(values) <= 0:
-            raise ValueError(f"event weights must be >= 0 and not all 0, got {values}")
+        if not all(math.isfinite(value) and value >= 0 for value in values) or sum(values) <= 0:
+            raise ValueError(f"event weights must be finite, >= 0 and not all 0, got {values}")
 
     def as_list(self) -> list[float]:
         return [self.trade, self.price_alert, self.api_error]
@@ -49,11 +64,46 @@ class GeneratorSettings:
     # that ordinary trades never look like an alert.
     step_volatility_pct: float = 0.15
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.alert_threshold_pct) and self.alert_threshold_pct > 0):
+            raise ValueError(f"alert_threshold_pct must be > 0, got {self.alert_threshold_pct}")
+        if not (math.isfinite(self.step_volatility_pct) and self.step_volatility_pct >= 0):
+            raise ValueError(f"step_volatility_pct must be >= 0, got {self.step_volatility_pct}")
+
 
 def utc_timestamp(moment: datetime) -> str:
     """`2026-05-04T13:45:01.123Z`: UTC, milliseconds, as the schema requires."""
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def uuid4_from_bits(bits: int) -> str:
+    """The canonical text of a version-4 UUID made from 128 random bits."""
+    text = f"{(bits & _UUID_CLEAR) | _UUID_SET:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def clamp_price(price: float) -> float:
+    """Into [MIN_PRICE, MAX_PRICE]; a non-finite price is a bug upstream, not a value."""
+    if not math.isfinite(price):
+        raise ValueError(f"price {price!r} is not finite")
+    return min(max(price, MIN_PRICE), MAX_PRICE)
+
+
+class _UtcClock:
+    """Wall-clock timestamps in the schema's format, formatting the date-time once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        millis = time.time_ns() // 1_000_000
+        second, milli = divmod(millis, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        return f"{self._prefix}{milli:03d}Z"
 
 
 class EventGenerator:
@@ -70,56 +120,66 @@ class EventGenerator:
         if not symbols:
             raise ValueError("at least one symbol is needed")
         self.symbols = list(symbols)
-        self.prices = {symbol: max(float(start_prices[symbol]), MIN_PRICE) for symbol in symbols}
+        self.prices = {}
+        for symbol in self.symbols:
+            try:
+                self.prices[symbol] = clamp_price(float(start_prices[symbol]))
+            except ValueError as exc:
+                raise ValueError(f"start price of {symbol}: {exc}") from None
         self.run_id = run_id
         self.settings = settings
         self._rng = random.Random(seed)
+        # Ids are unique per occurrence even with a fixed seed: their own source, seeded from
+        # the OS once (uuid.uuid4() would make a system call per event).
+        self._id_bits = random.Random(int.from_bytes(os.urandom(32))).getrandbits
+        self._clock = _UtcClock()
         self._seq = 0
+        # random.choices(weights=...) recomputes the cumulative weights on every call; the
+        # same draw (random() * total, bisect) on precomputed ones gives the same stream.
+        self._cum_weights = list(accumulate(settings.weights.as_list()))
+        self._total_weight = self._cum_weights[-1]
+        self._bodies = (self._trade, self._price_alert, self._api_error)
+        self._step_sigma = settings.step_volatility_pct / 100
 
     def next_event(self, now: datetime | None = None) -> dict[str, Any]:
-        event_type = self._rng.choices(EVENT_TYPES, weights=self.settings.weights.as_list())[0]
-        symbol = self._rng.choice(self.symbols)
-        body = {
-            "trade": self._trade,
-            "price_alert": self._price_alert,
-            "api_error": self._api_error,
-        }[event_type](symbol)
+        rng = self._rng
+        index = bisect(self._cum_weights, rng.random() * self._total_weight, 0, 2)
+        symbol = rng.choice(self.symbols)
         event = {
-            "event_id": str(uuid.uuid4()),
-            "ts": utc_timestamp(now or datetime.now(UTC)),
-            "event_type": event_type,
+            "event_id": uuid4_from_bits(self._id_bits(128)),
+            "ts": utc_timestamp(now) if now is not None else self._clock.now(),
+            "event_type": EVENT_TYPES[index],
             "symbol": symbol,
             "seq": self._seq,
-            "level": LEVEL_BY_TYPE[event_type],
+            "level": _LEVELS[index],
             "run_id": self.run_id,
-            **body,
         }
+        self._bodies[index](symbol, event)
         self._seq += 1
         return event
 
     def _step(self, symbol: str) -> float:
-        """One random-walk step (log-normal, so the price stays positive)."""
-        change = self._rng.gauss(0.0, self.settings.step_volatility_pct / 100)
-        price = max(self.prices[symbol] * math.exp(change), MIN_PRICE)
+        """One random-walk step (log-normal), kept within [MIN_PRICE, MAX_PRICE]."""
+        change = self._rng.gauss(0.0, self._step_sigma)
+        price = min(max(self.prices[symbol] * math.exp(change), MIN_PRICE), MAX_PRICE)
         self.prices[symbol] = price
         return price
 
-    def _trade(self, symbol: str) -> dict[str, Any]:
+    def _trade(self, symbol: str, event: dict[str, Any]) -> None:
+        rng = self._rng
         price = round(self._step(symbol), 2)
-        side = self._rng.choice(("BUY", "SELL"))
-        quantity = self._rng.randint(1, 500)
+        side = rng.choice(("BUY", "SELL"))
+        quantity = rng.randint(1, 500)
         amount = round(quantity * price, 2)
-        account = f"ACC-{100000 + self._rng.randrange(ACCOUNT_POOL):06d}"
-        return {
-            "side": side,
-            "quantity": quantity,
-            "price": price,
-            "amount": amount,
-            "account": account,
-            "message": f"{side} {quantity} {symbol} @ {price:.2f} = {amount:.2f} ({account})",
-        }
+        account = ACCOUNTS[rng.randrange(ACCOUNT_POOL)]
+        event["side"] = side
+        event["quantity"] = quantity
+        event["price"] = price
+        event["amount"] = amount
+        event["account"] = account
+        event["message"] = f"{side} {quantity} {symbol} @ {price:.2f} = {amount:.2f} ({account})"
 
-    def _price_alert(self, symbol: str) -> dict[str, Any]:
+    def _price_alert(self, symbol: str, event: dict[str, Any]) -> None:
         """A sudden move of at least the threshold; later trades continue from the new price."""
         threshold = self.settings.alert_threshold_pct
         previous = round(self.prices[symbol], 2)
@@ -128,26 +188,26 @@ class EventGenerator:
         magnitude = self._rng.uniform(1.1 * threshold, 2.5 * threshold)
         if direction == "DOWN" and previous * (1 - magnitude / 100) < MIN_PRICE:
             direction = "UP"  # a fall would hit the price floor
+        elif direction == "UP" and previous * (1 + magnitude / 100) > MAX_PRICE:
+            direction = "DOWN"  # a rise would hit the ceiling
         sign = 1 if direction == "UP" else -1
         new = round(previous * (1 + sign * magnitude / 100), 2)
         self.prices[symbol] = new
         change_pct = round((new - previous) / previous * 100, 3)
-        return {
-            "previous_price": previous,
-            "new_price": new,
-            "change_pct": change_pct,
-            "threshold_pct": threshold,
-            "direction": direction,
-            "message": (
-                f"{symbol} moved {direction} {abs(change_pct):.2f}% from {previous:.2f} to"
-                f" {new:.2f} (alert threshold {threshold:g}%)"
-            ),
-        }
+        event["previous_price"] = previous
+        event["new_price"] = new
+        event["change_pct"] = change_pct
+        event["threshold_pct"] = threshold
+        event["direction"] = direction
+        event["message"] = (
+            f"{symbol} moved {direction} {abs(change_pct):.2f}% from {previous:.2f} to"
+            f" {new:.2f} (alert threshold {threshold:g}%)"
+        )
 
-    def _api_error(self, symbol: str) -> dict[str, Any]:
-        endpoint = self._rng.choice(API_ENDPOINTS)
-        kind = self._rng.choice(ERROR_KINDS)
+    def _api_error(self, symbol: str, event: dict[str, Any]) -> None:
         rng = self._rng
+        endpoint = rng.choice(API_ENDPOINTS)
+        kind = rng.choice(ERROR_KINDS)
         if kind == "timeout":
             status, latency, retry_after = None, rng.randint(5000, 30000), 5.0
             detail = f"no answer after {latency} ms"
@@ -162,14 +222,14 @@ class EventGenerator:
             status, latency = 429, rng.randint(20, 300)
             retry_after = float(rng.randint(1, 60))
             detail = "HTTP 429 rate limit"
-        return {
-            "endpoint": endpoint,
-            "error_kind": kind,
-            "http_status": status,
-            "latency_ms": latency,
-            "retry_after_s": retry_after,
-            "message": (
-                f"Market API {endpoint} for {symbol} failed: {detail};"
-                f" retrying in {retry_after:g} s"
-            ),
-        }
+        event["endpoint"] = endpoint
+        event["error_kind"] = kind
+        event["http_status"] = status
+        event["latency_ms"] = latency
+        event["retry_after_s"] = retry_after
+        event["message"] = (
+            f"Market API {endpoint} for {symbol} failed: {detail}; retrying in {retry_after:g} s"
+        )
+
+
+_LEVELS = tuple(LEVEL_BY_TYPE[event_type] for event_type in EVENT_TYPES)

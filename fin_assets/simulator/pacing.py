@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +22,9 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
     ) -> None:
-        if rate_per_s <= 0:
-            raise ValueError(f"rate must be > 0 events/s, got {rate_per_s}")
+        # `not rate > 0` also refuses NaN, which would compare false with everything.
+        if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
+            raise ValueError(f"rate must be a finite number > 0 events/s, got {rate_per_s}")
         self.interval = 1.0 / rate_per_s
         self._clock = clock
         self._stop = stop or threading.Event()

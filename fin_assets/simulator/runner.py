@@ -5,13 +5,15 @@ Shared by `fin-assets simulate` and the Dagster job; it knows neither argparse n
 
 from __future__ import annotations
 
-import json
+import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from fin_assets.simulator.delivery import EventDelivery
 from fin_assets.simulator.events import EventGenerator
@@ -21,6 +23,9 @@ from fin_assets.simulator.transactions_log import TransactionLog
 # The loop wakes at least this often while waiting for the next slot, so that stop requests,
 # the duration limit and progress reports are handled promptly even at very low rates.
 MAX_IDLE_S = 0.5
+# Below this share of the requested rate the summary and the progress lines say that the
+# machine cannot keep up (the pacer skips slots instead of bursting).
+RATE_SHORTFALL_RATIO = 0.9
 
 
 @dataclass
@@ -37,6 +42,13 @@ class SimulationSummary:
     schedule_resets: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
+    # The rate asked for, and how long events were generated (elapsed_s also covers the flush).
+    requested_rate_per_s: float = 0.0
+    generating_s: float = 0.0
+    # Events that went to Kafka but could not be written to logs_transacciones.log.
+    unlogged: int = 0
+    log_error: str | None = None
+    topics_recreated: int = 0
 
     @property
     def generated_per_s(self) -> float:
@@ -47,21 +59,79 @@ class SimulationSummary:
         return self.acknowledged / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
+    def achieved_rate_per_s(self) -> float:
+        """Events generated per second of generating (the flush at the end not counted)."""
+        return self.generated / self.generating_s if self.generating_s > 0 else 0.0
+
+    @property
+    def rate_shortfall(self) -> bool:
+        """The machine did not reach the requested rate (judged after at least 1 s)."""
+        return (
+            self.requested_rate_per_s > 0
+            and self.generating_s >= 1.0
+            and self.achieved_rate_per_s < RATE_SHORTFALL_RATIO * self.requested_rate_per_s
+        )
+
+    @property
     def all_delivered(self) -> bool:
         return self.acknowledged == self.generated
 
     def describe(self) -> str:
-        return (
+        text = (
             f"generated={self.generated} acknowledged={self.acknowledged} failed={self.failed}"
             f" dropped={self.dropped} unsent={self.unsent} pending={self.pending}"
             f" in {self.elapsed_s:.1f} s ({self.generated_per_s:.1f} events/s)"
         )
+        if self.rate_shortfall:
+            text += (
+                f"; BELOW THE REQUESTED RATE: achieved {self.achieved_rate_per_s:.0f} events/s"
+                f" of {self.requested_rate_per_s:g} requested (this machine cannot keep up)"
+            )
+        if self.unlogged:
+            text += f"; {self.unlogged} events not written to the transactions log"
+        if self.topics_recreated:
+            text += f"; topic re-created {self.topics_recreated}x"
+        return text
+
+
+class NonFiniteValueError(ValueError):
+    """An event carries NaN or Infinity, which JSON cannot represent."""
 
 
 def encode_event(event: dict[str, Any]) -> tuple[bytes, bytes]:
-    """Kafka key (the symbol: keeps each symbol's events in order on one partition) and value."""
-    value = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    return event["symbol"].encode(), value.encode()
+    """Kafka key (the symbol: keeps each symbol's events in order on one partition) and value.
+
+    orjson writes NaN and Infinity as null, silently: refuse them instead. The sum of an
+    event's floats is non-finite exactly when one of them is (the generator's bounds keep the
+    sum far from overflow), which costs one pass instead of a check per field.
+    """
+    if not math.isfinite(sum([value for value in event.values() if type(value) is float])):
+        raise NonFiniteValueError(_non_finite_description(event))
+    return event["symbol"].encode(), orjson.dumps(event)
+
+
+def _non_finite_description(event: dict[str, Any]) -> str:
+    fields = [
+        f"{name}={value!r}"
+        for name, value in event.items()
+        if type(value) is float and not math.isfinite(value)
+    ] or ["numbers whose sum overflows"]
+    return (
+        f"event {event.get('event_id')} ({event.get('symbol')}, seq {event.get('seq')}) has"
+        f" {', '.join(fields)}: JSON has no NaN or Infinity"
+    )
+
+
+def require_positive_finite(name: str, value: float) -> float:
+    """`value` as a float, or ValueError naming `name` (NaN, inf, 0 and negatives refused)."""
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _log_nothing(level: str, message: str) -> None:
+    pass
 
 
 class Simulator:
@@ -76,22 +146,37 @@ class Simulator:
         progress_interval_s: float = 30.0,
         on_progress: Callable[[SimulationSummary], None] | None = None,
         stop: threading.Event | None = None,
+        log: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.rate_per_s = require_positive_finite("rate_per_s", rate_per_s)
+        self.duration_s = (
+            None if duration_s is None else require_positive_finite("duration_s", duration_s)
+        )
+        if not (math.isfinite(flush_timeout_s) and flush_timeout_s >= 0):
+            raise ValueError(f"flush_timeout_s must be finite and >= 0, got {flush_timeout_s!r}")
         self.generator = generator
         self.delivery = delivery
         self.transactions_log = transactions_log
-        self.duration_s = duration_s
         self.flush_timeout_s = flush_timeout_s
-        self.progress_interval_s = progress_interval_s
+        self.progress_interval_s = require_positive_finite(
+            "progress_interval_s", progress_interval_s
+        )
         self.on_progress = on_progress
+        # Status lines go where the delivery's go unless told otherwise.
+        self.log = log or getattr(delivery, "log", _log_nothing)
         self.stop = stop or threading.Event()
-        self.pacer = Pacer(rate_per_s, stop=self.stop)
+        self.pacer = Pacer(self.rate_per_s, stop=self.stop)
         self._by_type: Counter[str] = Counter()
         self._started = 0.0
-        self.summary = SimulationSummary()
+        self._generation_ended: float | None = None
+        self._unlogged = 0
+        self._log_error: str | None = None
+        self.summary = SimulationSummary(requested_rate_per_s=self.rate_per_s)
 
     def snapshot(self) -> SimulationSummary:
         counts = self.delivery.counts
+        now = time.monotonic()
+        generation_end = self._generation_ended or now
         return SimulationSummary(
             generated=counts.generated,
             acknowledged=counts.acknowledged,
@@ -99,10 +184,15 @@ class Simulator:
             dropped=counts.dropped,
             unsent=counts.unsent,
             pending=counts.pending,
-            elapsed_s=round(time.monotonic() - self._started, 3) if self._started else 0.0,
+            elapsed_s=round(now - self._started, 3) if self._started else 0.0,
             schedule_resets=self.pacer.resets,
             by_type=dict(self._by_type),
             last_error=self.delivery.last_error,
+            requested_rate_per_s=self.rate_per_s,
+            generating_s=round(generation_end - self._started, 3) if self._started else 0.0,
+            unlogged=self._unlogged,
+            log_error=self._log_error,
+            topics_recreated=getattr(self.delivery, "topics_recreated", 0),
         )
 
     def run(self) -> SimulationSummary:
@@ -127,18 +217,52 @@ class Simulator:
                 self._emit_one()
                 next_progress = self._maybe_report(next_progress)
         finally:
-            self.delivery.close(self.flush_timeout_s)
-            self.transactions_log.close()
-            self.summary = self.snapshot()
+            self._generation_ended = time.monotonic()
+            try:
+                self.delivery.close(self.flush_timeout_s)
+            finally:
+                self.transactions_log.close()
+                self.summary = self.snapshot()
+                self._report_end()
         return self.summary
 
     def _emit_one(self) -> None:
         event = self.generator.next_event()
-        # Log first: the line exists even if Kafka never takes the event.
-        self.transactions_log.write(event)
+        # Encode before logging: the log never holds an event that Kafka could not be given.
         key, value = encode_event(event)
+        # Log first: the line exists even if Kafka never takes the event.
+        if not self.transactions_log.write(event):
+            self._on_log_failure()
         self.delivery.submit(key, value)
         self._by_type[event["event_type"]] += 1
+
+    def _on_log_failure(self) -> None:
+        self._unlogged += 1
+        if self._unlogged == 1:  # reported once; the total goes into the summary
+            error = self.transactions_log.last_error
+            self._log_error = f"{type(error).__name__}: {error}"
+            self.log(
+                "error",
+                f"Cannot write the transactions log {self.transactions_log.path}"
+                f" ({self._log_error}); events still go to Kafka, and the events not logged"
+                " are counted (unlogged) in the summary",
+            )
+
+    def _report_end(self) -> None:
+        summary = self.summary
+        if summary.unlogged:
+            self.log(
+                "warning",
+                f"{summary.unlogged} of {summary.generated} events were not written to"
+                f" {self.transactions_log.path} ({summary.log_error})",
+            )
+        if summary.rate_shortfall:
+            self.log(
+                "warning",
+                f"Requested {summary.requested_rate_per_s:g} events/s, achieved"
+                f" {summary.achieved_rate_per_s:.0f}: this machine cannot keep up"
+                f" ({summary.schedule_resets} schedule resets)",
+            )
 
     def _maybe_report(self, next_progress: float) -> float:
         now = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,18 +22,47 @@ def format_line(event: dict[str, Any]) -> str:
 
 
 class TransactionLog:
-    """Appends lines and flushes each one, so that a crash loses at most the line in progress."""
+    """Appends one line per event with a single write(2), so a crash loses at most that line.
+
+    A write that fails (full disk, quota, I/O error) never raises: `write` returns False and
+    the error is kept in `last_error`; a line the disk took only part of is cut off again, so
+    the file never holds a partial line. The caller decides how to report it.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._handle = path.open("a", encoding="utf-8", buffering=1)  # line-buffered
+        # O_APPEND: every write lands at the end, also next to another writer of the file.
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.last_error: OSError | None = None
 
-    def write(self, event: dict[str, Any]) -> None:
-        self._handle.write(format_line(event) + "\n")
+    def write(self, event: dict[str, Any]) -> bool:
+        """True when the whole line is in the file."""
+        data = (format_line(event) + "\n").encode()
+        try:
+            written = os.write(self._fd, data)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.last_error = exc
+            return False
+        if written == len(data):
+            return True
+        # A short write: the disk filled up inside the line. Remove the fragment (we appended
+        # it, so it is the file's last `written` bytes) rather than leave half a line.
+        self._cut_fragment(written)
+        self.last_error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        return False
+
+    def _cut_fragment(self, length: int) -> None:
+        try:
+            size = os.fstat(self._fd).st_size  # type: ignore[arg-type]
+            os.ftruncate(self._fd, max(size - length, 0))  # type: ignore[arg-type]
+        except OSError as exc:
+            self.last_error = exc
 
     def close(self) -> None:
-        self._handle.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read_event_ids(path: Path, run_id: str | None = None) -> list[str]:
