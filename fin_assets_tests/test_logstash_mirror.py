@@ -4,6 +4,7 @@ the CSV contract, the event schema and the index templates."""
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import pytest
@@ -91,6 +92,12 @@ def schema_fields() -> set[str]:
 # --- mirror == pipeline ---------------------------------------------------------------------
 
 
+def ruby_constant(plugin, name: str) -> str:
+    """The value of `@name = ...` in a ruby filter's init."""
+    (value,) = re.findall(rf"^\s*@{name} = (.+)$", plugin.attrs["init"], re.MULTILINE)
+    return value.strip()
+
+
 def test_batch_mirror_matches_pipeline(plugins):
     (csv_filter,) = find(plugins, "filter", "csv", "batch")
     assert csv_filter.attrs["convert"] == mirror.BATCH_CONVERT
@@ -100,6 +107,16 @@ def test_batch_mirror_matches_pipeline(plugins):
     cleanup = by_id(plugins, "batch_cleanup")
     assert cleanup.attrs["uppercase"] == mirror.BATCH_UPPERCASE
     assert by_id(plugins, "es_finanzas_batch").attrs["document_id"] == mirror.BATCH_DOCUMENT_ID
+    row_check = by_id(plugins, "batch_row_check")
+    assert ruby_constant(row_check, "columns") == f"%w[{' '.join(config.CSV_COLUMNS)}].freeze"
+    assert ruby_constant(row_check, "decimal") == f"/{mirror.DECIMAL_PATTERN}/"
+    assert ruby_constant(row_check, "integer") == f"/{mirror.INTEGER_PATTERN}/"
+    numeric = dict(re.findall(r"'(\w+)' => @(\w+)", ruby_constant(row_check, "numeric")))
+    assert numeric == {
+        "apertura": "decimal", "maximo": "decimal", "minimo": "decimal", "cierre": "decimal",
+        "volumen": "integer",
+    }  # fmt: skip
+    assert {k: {"float": "decimal"}.get(v, v) for k, v in mirror.BATCH_CONVERT.items()} == numeric
 
 
 def test_transaction_mirror_matches_pipeline(plugins):
@@ -109,6 +126,15 @@ def test_transaction_mirror_matches_pipeline(plugins):
     assert normalise.attrs["uppercase"] == mirror.TRANSACTION_UPPERCASE
     doc_id = by_id(plugins, "es_transacciones_nrt").attrs["document_id"]
     assert doc_id == mirror.TRANSACTION_DOCUMENT_ID
+    number_check = by_id(plugins, "transactions_number_check")
+    assert ruby_constant(number_check, "decimal") == f"/{mirror.DECIMAL_PATTERN}/"
+    assert ruby_constant(number_check, "integer") == f"/{mirror.INTEGER_PATTERN}/"
+    integers = ruby_constant(number_check, "integers")
+    floats = ruby_constant(number_check, "floats")
+    by_kind = {"integer": integers, "float": floats}
+    for field, kind in mirror.TRANSACTION_CONVERT.items():
+        assert field in by_kind[kind].split("[")[1].split("]")[0].split(), field
+    assert len(integers.split()) + len(floats.split()) == len(mirror.TRANSACTION_CONVERT)
 
     severities = {}
     tags = {}
@@ -156,9 +182,54 @@ def test_batch_document_shape():
     doc_id, doc = mirror.batch_document("2026-10-05,tsla,220.1,225.5,219.0,222.3,81234567\n")
     assert doc_id == "TSLA-2026-10-05"
     assert doc["cierre"] == 222.3 and doc["volumen"] == 81234567
-    # Midnight in New York (EDT, UTC-4 in October).
-    assert doc["@timestamp"] == "2026-10-05T04:00:00.000Z"
-    assert sprintf(mirror.BATCH_DOCUMENT_ID, doc) == doc_id
+    # One time: midnight in New York (EDT, UTC-4 in October), for @timestamp and fecha alike.
+    assert doc["@timestamp"] == doc["fecha"] == "2026-10-05T04:00:00.000Z"
+    _, winter = mirror.batch_document("2026-12-01,IBM,1,2,0.5,1.5,10\n")
+    assert winter["fecha"] == "2026-12-01T05:00:00.000Z"  # EST, UTC-5
+    with_metadata = {**doc, "@metadata": {"trading_day": "2026-10-05"}}
+    assert sprintf(mirror.BATCH_DOCUMENT_ID, with_metadata) == doc_id
+
+
+@pytest.mark.parametrize(
+    ("line", "tag", "reason"),
+    [
+        # Defect 6: run for real, a 4-column row was indexed without minimo, cierre, volumen ...
+        ("2026-10-05,TSLA,220.1,225.5", "_csvcolumncount", "4 columns, expected 7"),
+        # ... and an 8-column row with an extra column8.
+        ("2026-10-05,TSLA,1,2,0.5,1.5,10,99", "_csvcolumncount", "8 columns, expected 7"),
+        ("2026-10-05,TSLA,1,2,,1.5,10", "_csvemptyvalue", "empty minimo"),
+        ("2026-10-05,TSLA,1,2,0.5,n/a,10", "_csvtypefailure", "cierre=n/a is not a number"),
+        ("2026-10-05,TSLA,1,2,0.5,1.5,10.5", "_csvtypefailure", "volumen=10.5 is not a number"),
+        ("2026-10-05,TSLA,1,2,0.5,NaN,10", "_csvtypefailure", "cierre=NaN is not a number"),
+        ("2026-10-05,TSLA,1,2,0.5,1.5,0123", "_csvtypefailure", "volumen=0123 is not a number"),
+        ("2026-13-05,TSLA,1,2,0.5,1.5,10", "_dateparsefailure", "could not be parsed"),
+    ],
+)
+def test_malformed_rows_are_rejected_with_their_place(line, tag, reason):
+    with pytest.raises(mirror.Rejected) as rejected:
+        mirror.batch_document(line + "\n")
+    assert rejected.value.tag == tag
+    assert reason in rejected.value.reason
+    if tag != "_dateparsefailure":
+        assert rejected.value.reason.startswith(
+            f"{config.CSV_FILE_NAME}, row simbolo=TSLA fecha={line[:10]}: "
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "tag", "reason"),
+    [
+        ({"quantity": "ten"}, "_typefailure", "quantity='ten' is not an integer"),
+        ({"price": "abc"}, "_typefailure", "price='abc' is not a number"),
+        ({"price": True}, "_typefailure", "price=True is not a number"),
+        ({"event_id": None}, "_missing_event_id", "no event_id"),
+        ({"ts": "yesterday"}, "_dateparsefailure", "could not be parsed"),
+    ],
+)
+def test_malformed_transactions_are_rejected(change, tag, reason):
+    with pytest.raises(mirror.Rejected) as rejected:
+        mirror.transaction_document({**SAMPLE_EVENTS[0], **change})
+    assert (rejected.value.tag, reason in rejected.value.reason) == (tag, True)
 
 
 def test_transaction_document_shape():
@@ -191,7 +262,11 @@ def test_batch_template_covers_documents_with_explicit_types():
     assert set(doc) <= set(properties)
     assert set(config.CSV_COLUMNS) <= set(properties)
     assert properties["simbolo"]["type"] == "keyword"
-    assert properties["fecha"] == {"type": "date", "format": "strict_date"}
+    # Written as an instant, read back (aggregations, sorting) as the trading day.
+    assert properties["fecha"] == {
+        "type": "date",
+        "format": "strict_date||strict_date_optional_time",
+    }
     assert {properties[c]["type"] for c in ("apertura", "maximo", "minimo", "cierre")} == {"double"}
     assert properties["volumen"]["type"] == "long"
 

@@ -5,21 +5,29 @@ from __future__ import annotations
 import fnmatch
 import json
 import posixpath
+import re
 from pathlib import Path
 
 import pytest
 from lscl.errors import DecodeError
+from lscl.lang import LsclEqualTo, LsclIn, LsclNotIn, LsclOr, LsclSelector
+from lscl.parser import parse_lscl
 
 from fin_assets import config
 from fin_assets.search import assets as search_assets
 from fin_assets.search.observation import OBSERVED_INDICES
+from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.logstash_conf import (
+    DEAD_LETTER_PATH,
+    LOGSTASH_YML,
     PIPELINE_PATH,
+    PIPELINES_YML,
     REPO,
     by_id,
     env_default,
     find,
     parse,
+    pipeline_files,
     pipeline_plugins,
     sprintf_fields,
 )
@@ -39,17 +47,19 @@ def schema_fields() -> set[str]:
     return fields
 
 
-def test_pipeline_parses_and_has_three_sections():
+def test_pipelines_parse_and_have_three_sections():
     from lscl.parser import parse_lscl
 
-    sections = [block.name for block in parse_lscl(PIPELINE_PATH.read_text())]
-    assert sections == ["input", "filter", "output"]
+    assert pipeline_files() == sorted([PIPELINE_PATH, DEAD_LETTER_PATH])
+    for path in pipeline_files():
+        sections = [block.name for block in parse_lscl(path.read_text())]
+        assert sections == ["input", "filter", "output"], path.name
 
 
 @pytest.mark.parametrize(
     "breakage",
     [
-        lambda text: text.replace('mode => "read"', 'mode => "read"\n    }', 1),  # extra brace
+        lambda text: text.replace('mode => "tail"', 'mode => "tail"\n    }', 1),  # extra brace
         lambda text: text.rstrip().removesuffix("}"),  # missing final brace
         lambda text: text.replace("skip_header => true", "skip_header => true =>", 1),
     ],
@@ -67,22 +77,45 @@ def test_two_inputs_each_routed_to_its_flow(plugins):
         ("file", "batch"),
         ("kafka", "transactions"),
     ]
-    # Every filter runs inside one flow's branch, and every Elasticsearch output too.
-    assert all(p.flow in ("batch", "transactions") for p in plugins if p.section == "filter")
+    # Every filter runs inside one flow's branch but the last (the rejection check, for both),
+    # and every Elasticsearch output too.
+    flow_filters = [p for p in plugins if p.section == "filter" and p.flow is None]
+    assert [p.attrs["id"] for p in flow_filters] == ["rejection_reason", "batch_drop_raw_line"]
     outputs = [p for p in plugins if p.name == "elasticsearch"]
     assert sorted(p.flow for p in outputs) == ["batch", "transactions"]
-    ids = [p.attrs.get("id") for p in plugins]
+
+
+def test_plugin_ids_are_unique_across_pipelines():
+    ids = [p.attrs.get("id") for path in pipeline_files() for p in pipeline_plugins(path)]
     assert None not in ids and len(ids) == len(set(ids)), "every plugin has a unique id"
 
 
-def test_file_input_reads_only_the_csv_and_keeps_it(plugins):
+def friendly_seconds(duration: str) -> float:
+    """logstash-input-file's FriendlyDurations for the units we use ("1 minute", "2 hours")."""
+    number, unit = duration.split()
+    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit.removesuffix("s")]
+    return float(number) * seconds
+
+
+def test_csv_input_rereads_the_file_replaced_at_its_path(plugins):
+    """Defect 4: read mode never reads the next day's CSV. Tail mode does (rotation handling),
+    from its first byte, and the sincedb forgets old inodes before they can be recycled."""
     (csv_input,) = find(plugins, "input", "file", "batch")
     attrs = csv_input.attrs
-    assert attrs["mode"] == "read"
-    assert attrs["file_completed_action"] == "log"  # the default would delete the CSV
-    assert attrs["file_completed_log_path"]
-    assert attrs["sincedb_path"] and attrs["sincedb_clean_after"]
-    path = env_default(attrs["path"])
+    assert attrs["mode"] == "tail"
+    assert attrs["start_position"] == "beginning"
+    # Read-mode-only settings would suggest the file is consumed once.
+    assert not {"file_completed_action", "file_completed_log_path", "exit_after_read"} & set(attrs)
+    assert env_default(attrs["sincedb_path"]).startswith("/usr/share/logstash/data/")
+    # Shorter than the time between two batch runs (at least minutes apart) and than the
+    # default 1 hour close_older: a stale record of a recycled inode is gone before a rewrite.
+    assert friendly_seconds(attrs["sincedb_clean_after"]) <= 300
+    assert not {"stat_interval", "close_older", "ignore_older"} & set(attrs), "defaults apply"
+
+
+def test_file_input_reads_only_the_csv(plugins):
+    (csv_input,) = find(plugins, "input", "file", "batch")
+    path = env_default(csv_input.attrs["path"])
     assert posixpath.isabs(path)
     assert posixpath.basename(path) == config.CSV_FILE_NAME
     folder = posixpath.dirname(path)
@@ -117,6 +150,20 @@ def test_date_filters_use_existing_fields_and_market_timezone(plugins):
     assert field in SCHEMA["required"] and formats == ["ISO8601"]
 
 
+def test_one_time_per_batch_row(plugins):
+    """fecha and @timestamp are the same instant: the trading day's market midnight."""
+    batch_date = by_id(plugins, "batch_fecha")
+    assert batch_date.attrs["target"] == "@timestamp"
+    copy = by_id(plugins, "batch_fecha_market_midnight")
+    assert copy.attrs["copy"] == {"@timestamp": "fecha"}
+    # Only when the date parsed: a failed parse leaves @timestamp at the read time.
+    (guard,) = [g for g in copy.guards if not isinstance(g, LsclEqualTo)]
+    assert isinstance(guard, LsclNotIn) and guard.needle == "_dateparsefailure"
+    # The id keeps the trading day as written (ids from before this change stay the same).
+    csv_filter = by_id(plugins, "batch_csv_columns")
+    assert csv_filter.attrs["add_field"] == {mirror.TRADING_DAY_FIELD: "%{fecha}"}
+
+
 def test_kafka_input_follows_config(plugins):
     (kafka,) = find(plugins, "input", "kafka", "transactions")
     (topic,) = kafka.attrs["topics"]
@@ -135,8 +182,7 @@ def test_outputs_write_the_configured_indices_with_stable_ids(plugins):
         "transactions",
         config.TRANSACTIONS_INDEX,
     )
-    assert sprintf_fields(batch.attrs["document_id"]) == ["simbolo", "fecha"]
-    assert set(sprintf_fields(batch.attrs["document_id"])) <= set(config.CSV_COLUMNS)
+    assert sprintf_fields(batch.attrs["document_id"]) == ["simbolo", mirror.TRADING_DAY_FIELD]
     assert sprintf_fields(transactions.attrs["document_id"]) == ["event_id"]
     assert "event_id" in SCHEMA["required"]
 
@@ -173,8 +219,91 @@ def test_no_literal_secrets_in_logstash_files():
             ), path
 
 
-def test_pipelines_yml_points_at_the_pipeline_with_a_persistent_queue():
-    text = (REPO / "logstash" / "config" / "pipelines.yml").read_text()
-    assert f'path.config: "/usr/share/logstash/pipeline/{PIPELINE_PATH.name}"' in text
-    assert "queue.type: persisted" in text
-    assert "queue.type: persisted" in (REPO / "logstash" / "config" / "logstash.yml").read_text()
+def pipelines_yml() -> dict[str, dict]:
+    import yaml
+
+    return {p["pipeline.id"]: p for p in yaml.safe_load(PIPELINES_YML.read_text())}
+
+
+def test_pipelines_yml_registers_both_pipelines_with_persistent_queues():
+    pipelines = pipelines_yml()
+    assert set(pipelines) == {"fin_unificado", mirror.REJECTED_PIPELINE}
+    assert {Path(p["path.config"]).name for p in pipelines.values()} == {
+        PIPELINE_PATH.name,
+        DEAD_LETTER_PATH.name,
+    }
+    for path in (PIPELINE_PATH, DEAD_LETTER_PATH):
+        assert f"/usr/share/logstash/pipeline/{path.name}" in {
+            p["path.config"] for p in pipelines.values()
+        }
+    assert all(p["queue.type"] == "persisted" for p in pipelines.values())
+    assert pipelines["fin_unificado"]["dead_letter_queue.enable"] is True
+    assert pipelines[mirror.REJECTED_PIPELINE]["dead_letter_queue.enable"] is False
+    assert "queue.type: persisted" in LOGSTASH_YML.read_text()
+
+
+# --- nothing vanishes (defect 7) -------------------------------------------------------------
+
+
+def rejection_condition(plugins) -> tuple[set[str], set[str]]:
+    """(tags, fields) the output's rejection branch tests; asserts it is the first branch."""
+    (to_rejected,) = [p for p in plugins if p.section == "output" and p.name == "pipeline"]
+    (condition,) = to_rejected.guards
+    terms = condition.conditions if isinstance(condition, LsclOr) else [condition]
+    tags = {t.needle for t in terms if isinstance(t, LsclIn)}
+    fields = {".".join(t.names) for t in terms if isinstance(t, LsclSelector)}
+    assert len(tags) + len(fields) == len(terms), terms
+    for es_output in (p for p in plugins if p.name == "elasticsearch"):
+        assert es_output.guards[0] != condition
+    return tags, fields
+
+
+def test_every_rejection_tag_leaves_through_fin_rejected_and_never_an_index(plugins):
+    tags, fields = rejection_condition(plugins)
+    assert tags == set(mirror.REJECTION_REASONS)
+    assert fields == {"rejection"}
+    (to_rejected,) = [p for p in plugins if p.section == "output" and p.name == "pipeline"]
+    assert to_rejected.attrs["send_to"] == [mirror.REJECTED_PIPELINE]
+    # The rejection branch comes first: lscl keeps if/else-if order, ES outputs are later arms.
+    (outputs,) = [s for s in parse_lscl(PIPELINE_PATH.read_text()) if s.name == "output"]
+    (branches,) = outputs.content
+    first_condition, first_body = branches.conditions[0]
+    assert [b.name for b in first_body] == ["pipeline"]
+
+
+def test_the_rejection_check_knows_every_tag_and_runs_last(plugins):
+    check = by_id(plugins, "rejection_reason")
+    reasons = dict(re.findall(r"'(_\w+)' => '([^']+)'", check.attrs["init"]))
+    assert reasons == mirror.REJECTION_REASONS
+    filters = [p for p in plugins if p.section == "filter"]
+    assert filters[-2:] == [check, by_id(plugins, "batch_drop_raw_line")]
+    # The tags the checks set are all known to it.
+    set_by_checks = set()
+    for plugin in filters:
+        set_by_checks |= set(re.findall(r"event\.tag\('(_\w+)'\)", plugin.attrs.get("code", "")))
+        set_by_checks |= set(plugin.attrs.get("add_tag", []))
+    assert set_by_checks - {"trade", "price_alert", "api_error", "_unknown_event_type"} <= set(
+        mirror.REJECTION_REASONS
+    )
+
+
+def test_dead_letter_pipeline_reads_the_main_pipeline_queue_and_keeps_the_reason():
+    plugins = pipeline_plugins(DEAD_LETTER_PATH)
+    dlq = by_id(plugins, "dlq_fin_unificado")
+    assert dlq.name == "dead_letter_queue"
+    assert dlq.attrs["pipeline_id"] == "fin_unificado" and "fin_unificado" in pipelines_yml()
+    assert dlq.attrs["commit_offsets"] == "true"
+    assert env_default(dlq.attrs["path"]) == "/usr/share/logstash/data/dead_letter_queue"
+    assert "path.dead_letter_queue: /usr/share/logstash/data/dead_letter_queue" in (
+        LOGSTASH_YML.read_text()
+    )
+    (bus,) = [p for p in plugins if p.section == "input" and p.name == "pipeline"]
+    assert bus.attrs["address"] == mirror.REJECTED_PIPELINE
+    copy = by_id(plugins, "dlq_reason").attrs["copy"]
+    assert copy["[@metadata][dead_letter_queue][reason]"] == "[rejection][reason]"
+    # One way out, a file: nothing here writes to an index.
+    outputs = [p for p in plugins if p.section == "output"]
+    assert [(p.name, p.attrs["codec"]) for p in outputs] == [("file", "json_lines")]
+    path = env_default(outputs[0].attrs["path"])
+    assert path.startswith("/usr/share/logstash/data/rejected/")
+    assert "%{[@metadata][rejected_day]}" in path and "%{+" not in path, "named by rejection day"
