@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import json
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import pytest
 
-from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets.batch.assets import (
-    alpha_vantage_api,
-    alpha_vantage_daily_raw,
-    daily_prices,
-    datos_financieros_csv,
-)
-from fin_assets.batch.checks import price_checks
-from fin_assets.batch.schedules import daily_batch_job
+from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState, daily_series_body
+from fin_assets.batch.definitions import build_defs
+from fin_assets.batch.partitions import contiguous_ranges, range_tags
+from fin_assets.batch.schedules import JOB_NAME
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
 
 SECRET_KEY = "SEKRET9X7Q2LMZ"
 AS_OF = dt.date(2026, 10, 5)
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_AV = SHARED / "real_av"
 
 
 @pytest.fixture
@@ -41,13 +42,17 @@ class BatchRunner:
     api_key: str = SECRET_KEY
 
     @property
+    def symbol_list(self) -> list[str]:
+        return [s.strip() for s in self.symbols.split(",") if s.strip()]
+
+    @property
     def csv_path(self) -> Path:
         return self.data_dir / "Datos_financieros.csv"
 
     def history_path(self, symbol: str) -> Path:
         return self.data_dir / "history" / f"{symbol}.csv"
 
-    def run(self, only: list[str] | None = None, **client: float) -> dg.ExecuteInProcessResult:
+    def defs(self, **client: float) -> dg.Definitions:
         resources = {
             "settings": PipelineSettings(data_dir=str(self.data_dir), symbols=self.symbols),
             "alpha_vantage": AlphaVantageResource(
@@ -59,22 +64,23 @@ class BatchRunner:
                 **client,
             ),
         }
-        defs = dg.Definitions(
-            assets=[
-                alpha_vantage_api,
-                alpha_vantage_daily_raw,
-                daily_prices,
-                datos_financieros_csv,
-            ],
-            asset_checks=price_checks,
-            jobs=[daily_batch_job],
-            resources=resources,
-        )
-        run_config = (
-            {"ops": {"alpha_vantage_daily_raw": {"config": {"symbols": only}}}} if only else None
-        )
-        return defs.resolve_job_def("daily_batch_job").execute_in_process(
-            instance=self.instance, run_config=run_config, raise_on_error=False
+        return build_defs(self.symbol_list, resources)
+
+    def run(
+        self,
+        only: Sequence[str] | None = None,
+        assets: Sequence[str] | None = None,
+        **client: float,
+    ) -> dg.ExecuteInProcessResult:
+        """One run over `only` (default: every symbol), as the schedule or the CLI starts it."""
+        (keys,) = contiguous_ranges(self.symbol_list, only or self.symbol_list)
+        job = self.defs(**client).resolve_job_def(JOB_NAME)
+        csv_only = list(assets or []) == ["datos_financieros_csv"]  # unpartitioned: no range
+        return job.execute_in_process(
+            instance=self.instance,
+            tags={} if csv_only else range_tags(keys[0], keys[-1]),
+            asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
+            raise_on_error=False,
         )
 
 
@@ -89,3 +95,49 @@ def dagster_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def batch(stand_in: StandInServer, tmp_path: Path, dagster_instance) -> BatchRunner:
     return BatchRunner(stand_in, tmp_path / "data", dagster_instance)
+
+
+class RecordedBodies(ThreadingHTTPServer):
+    """A real local HTTP server answering TIME_SERIES_DAILY with recorded Alpha Vantage bodies
+    (`bodies[symbol]`), and the stand-in's synthetic series for any other symbol."""
+
+    daemon_threads = True
+
+    def __init__(self, bodies: dict[str, str]) -> None:
+        self.bodies = bodies
+        super().__init__(("127.0.0.1", 0), _RecordedHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/query"
+
+
+class _RecordedHandler(BaseHTTPRequestHandler):
+    server: RecordedBodies
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        symbol = params.get("symbol", "")
+        body = self.server.bodies.get(symbol) or json.dumps(daily_series_body(symbol, AS_OF, 100))
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def recorded_bodies() -> Iterator[RecordedBodies]:
+    server = RecordedBodies({})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -89,7 +89,8 @@ def test_dagster_asset_materialize_runs_the_same_assets(tmp_path, stand_in):
     )
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "fin_assets.definitions"]
-        + ["--select", "alpha_vantage_daily_raw,daily_prices,datos_financieros_csv"],
+        + ["--select", "alpha_vantage_daily_raw,daily_prices,datos_financieros_csv"]
+        + ["--partition", "TSLA"],
         env=environment,
         capture_output=True,
         text=True,

@@ -55,7 +55,7 @@ def test_history_grows_beyond_the_compact_window(batch, stand_in):
     assert result.success
     history = pd.read_csv(batch.history_path("TSLA"))
     expected_days = market_calendar.trading_days(
-        dt.date.fromisoformat(history["fecha"].iloc[0]), dt.date(2026, 11, 16)
+        "TSLA", dt.date.fromisoformat(history["fecha"].iloc[0]), dt.date(2026, 11, 16)
     )
     assert len(history) == 130 == len(expected_days)
     assert history["fecha"].iloc[-1] == "2026-11-16"
@@ -66,7 +66,7 @@ def test_history_grows_beyond_the_compact_window(batch, stand_in):
 def test_provisional_day_is_overwritten_by_final_values(batch, stand_in):
     stand_in.queue("*", "provisional", times=2)
     batch.run()
-    session_day = market_calendar.next_trading_day(dt.date(2026, 10, 5)).isoformat()
+    session_day = market_calendar.next_trading_day("TSLA", dt.date(2026, 10, 5)).isoformat()
     provisional = pd.read_csv(batch.csv_path).set_index(["simbolo", "fecha"])
     assert ("TSLA", session_day) in provisional.index
 
@@ -92,6 +92,11 @@ def test_rerunning_the_same_day_changes_nothing(batch):
     assert batch.csv_path.stat().st_ino == inode  # not even rewritten
 
 
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    return failure.step_failure_data.user_failure_data.description
+
+
 def test_failed_symbol_keeps_its_history_and_others_update(batch, stand_in):
     batch.run()
     ibm_history = batch.history_path("IBM").read_bytes()
@@ -101,9 +106,11 @@ def test_failed_symbol_keeps_its_history_and_others_update(batch, stand_in):
     stand_in.queue("IBM", "daily_quota")
     result = batch.run()
 
-    assert result.success  # the run goes on for the other symbols...
+    assert not result.success  # the run ends failed, naming the symbol and the cause...
+    assert "IBM: fetch failed" in failure_text(result)
+    assert "daily request quota" in failure_text(result)
     checks = check_results(result)
-    assert checks["every_symbol_fetched"] is False  # ...and names the failure
+    assert checks["every_symbol_fetched"] is False
     evaluation = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "every_symbol_fetched"
     )
@@ -111,8 +118,9 @@ def test_failed_symbol_keeps_its_history_and_others_update(batch, stand_in):
     assert batch.history_path("IBM").read_bytes() == ibm_history
     ibm_rows_after = [line for line in batch.csv_path.read_text().splitlines() if ",IBM," in line]
     assert ibm_rows_after == ibm_rows_before
-    tsla = pd.read_csv(batch.history_path("TSLA"))
+    tsla = pd.read_csv(batch.history_path("TSLA"))  # ...and the other symbol updated
     assert tsla["fecha"].iloc[-1] == "2026-10-12"
+    assert pd.read_csv(batch.csv_path).query("simbolo == 'TSLA'")["fecha"].max() == "2026-10-12"
     log = (batch.data_dir / "extraccion_finanzas.log").read_text()
     assert "symbol=IBM attempt=1 outcome=failed cause=daily_quota" in log
 
@@ -123,9 +131,8 @@ def test_when_every_symbol_fails_the_run_fails_and_nothing_is_written(batch, sta
     stand_in.queue("*", "empty", times=2)
     result = batch.run()
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "No symbol could be fetched" in failure.step_failure_data.user_failure_data.description
-    assert "empty JSON object" in failure.step_failure_data.user_failure_data.description
+    assert "TSLA: fetch failed" in failure_text(result)
+    assert "empty JSON object" in failure_text(result)
     assert batch.csv_path.read_bytes() == before
 
 
@@ -144,18 +151,6 @@ def test_rerun_of_one_symbol_keeps_the_others_in_the_csv(batch, stand_in):
     last = csv.groupby("simbolo")["fecha"].max().to_dict()
     assert last == {"IBM": "2026-10-05", "TSLA": "2026-10-12"}
     assert [r["symbol"] for r in stand_in.state.requests][-1:] == ["TSLA"]
-
-
-def test_failed_blocking_check_keeps_the_previous_csv(batch, stand_in):
-    batch.run()
-    before = batch.csv_path.read_bytes()
-    stand_in.state.as_of = dt.date(2026, 10, 12)
-    stand_in.queue("TSLA", "inconsistent")
-    result = batch.run()
-    assert check_results(result)["prices_positive_and_consistent"] is False
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "datos_financieros_csv" not in materialized
-    assert batch.csv_path.read_bytes() == before
 
 
 def test_csv_metadata_for_the_ui(batch):

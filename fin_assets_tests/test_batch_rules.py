@@ -7,7 +7,7 @@ import pytest
 
 from fin_assets import market_calendar
 from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.batch import prices, validation
+from fin_assets.batch import checks, prices, validation
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -74,7 +74,9 @@ def test_quality_rules_find_each_problem():
     christmas = ("2026-12-25", "TSLA", 10.0, 12.0, 9.0, 11.0, 100)
     future = ("2026-10-07", "TSLA", 10.0, 12.0, 9.0, 11.0, 100)
     bad = validation.non_trading_or_future_days(
-        frame([GOOD, weekend, christmas, future]), today=dt.date(2026, 10, 6)
+        frame([GOOD, weekend, christmas, future]),
+        today=dt.date(2026, 10, 6),
+        trading_days=lambda start, end: set(market_calendar.trading_days("TSLA", start, end)),
     )
     assert list(bad["fecha"].dt.strftime("%Y-%m-%d")) == ["2026-10-04", "2026-12-25", "2026-10-07"]
     assert validation.inconsistent_prices(frame([GOOD])).empty
@@ -93,22 +95,23 @@ def test_quality_rules_find_each_problem():
     ],
 )
 def test_nyse_calendar(day, trading):
-    assert market_calendar.is_trading_day(dt.date.fromisoformat(day)) is trading
+    assert market_calendar.is_trading_day("TSLA", dt.date.fromisoformat(day)) is trading
 
 
 def test_trading_days_per_year():
-    assert len(market_calendar.trading_days(dt.date(2025, 1, 1), dt.date(2025, 12, 31))) == 250
+    days = market_calendar.trading_days("TSLA", dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+    assert len(days) == 250
 
 
 def test_last_closed_session_depends_on_new_york_time():
     before_close = dt.datetime(2026, 10, 5, 19, 0, tzinfo=dt.UTC)  # 15:00 in New York
     after_close = dt.datetime(2026, 10, 5, 21, 0, tzinfo=dt.UTC)
-    assert market_calendar.last_closed_trading_day(before_close) == dt.date(2026, 10, 2)
-    assert market_calendar.last_closed_trading_day(after_close) == dt.date(2026, 10, 5)
+    assert market_calendar.last_closed_trading_day("TSLA", before_close) == dt.date(2026, 10, 2)
+    assert market_calendar.last_closed_trading_day("TSLA", after_close) == dt.date(2026, 10, 5)
 
 
 def test_batched_log_sends_the_first_line_at_once_then_groups_lines():
-    from fin_assets.batch.assets import BatchedLog
+    from fin_assets.batch.formatting import BatchedLog
 
     sent: list[str] = []
     log = BatchedLog(sent.append, interval_s=3600)
@@ -119,3 +122,18 @@ def test_batched_log_sends_the_first_line_at_once_then_groups_lines():
     assert sent == ["TSLA: 100 days", "IBM: 100 days\nMSFT: 100 days"]
     log.flush()
     assert len(sent) == 2  # nothing left, nothing sent
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ("1677-09-21", "TSLA", 10.0, 12.0, 9.0, 11.0, 100),  # pandas' earliest Timestamp
+        ("2026-10-05", "TSLA", 10.0, 1e308, 9.0, 11.0, 100),
+        ("2026-10-05", "TSLA", 10.0, float("inf"), 9.0, 11.0, 100),
+        ("2026-10-05", "TSLA", 10.0, 12.0, 9.0, 11.0, 10**15),
+    ],
+)
+def test_implausible_dates_and_values_are_found(row):
+    assert len(validation.implausible_values(frame([GOOD, row]))) == 1
+    findings = checks.run_rules(frame([GOOD, row]), "TSLA", dt.date(2026, 10, 6))
+    assert "plausible_values" in {f.check for f in findings}

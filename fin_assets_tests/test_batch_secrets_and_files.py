@@ -15,11 +15,13 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
 
 
 def test_key_appears_nowhere_after_failures_that_echo_it(batch, stand_in, tmp_path):
-    batch.symbols = "TSLA,IBM,MSFT,NOPE$"
+    batch.symbols = "TSLA,IBM,MSFT,NOPE"
     stand_in.queue("IBM", "daily_quota")  # the provider's text echoes the key
     stand_in.queue("MSFT", "http_503", times=10)
+    stand_in.queue("NOPE", "unknown_symbol")
     result = batch.run()
-    assert result.success
+    assert not result.success  # three symbols quarantined...
+    assert batch.csv_path.exists()  # ...TSLA written
 
     # every file the pipeline or Dagster wrote under the test's folders
     assert files_containing(tmp_path, SECRET_KEY.encode()) == []
@@ -31,7 +33,7 @@ def test_key_appears_nowhere_after_failures_that_echo_it(batch, stand_in, tmp_pa
 
     log = (batch.data_dir / "extraccion_finanzas.log").read_text()
     assert "cause=daily_quota" in log and "API key as ***" in log
-    assert "cause=http_5xx" in log and "cause=unknown_symbol" in log
+    assert "cause=http_5xx" in log and "symbol=NOPE attempt=1 outcome=failed" in log
 
 
 def test_key_appears_nowhere_after_transport_failures(batch, tmp_path):

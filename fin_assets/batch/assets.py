@@ -1,312 +1,316 @@
-"""The batch flow's assets: raw API responses -> price history frame -> Datos_financieros.csv."""
+"""The batch flow as one Dagster step over every symbol partition of a run.
+
+`alpha_vantage_daily_raw` and `daily_prices` are partitioned by symbol and
+`datos_financieros_csv` is one file fed by every partition. A scheduled run covers every
+symbol (single-run backfill policy: Dagster's fixed cost per run is seconds), yet each symbol
+succeeds or fails on its own:
+
+- Dagster marks a partition *failed* when a run that planned it ends failed without
+  materialising it, and an `Output` of a multi-partition step materialises every partition of
+  the run at once. So the step reports each good symbol with its own
+  `AssetMaterialization(partition=...)`, yields no `Output` for the partitioned assets, writes
+  the CSV, and only then fails the run naming the quarantined symbols.
+- The three assets share this step because a failing upstream step would stop the CSV step:
+  the CSV must still be written for the symbols that are fine. The step can be subset (any of
+  the three assets alone), reading the others from their files (`storage.py`).
+"""
+
 
 import datetime as dt
 import json
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
+from fin_assets import market_calendar
 from fin_assets.alpha_vantage import responses
 from fin_assets.alpha_vantage.errors import AlphaVantageError
-from fin_assets.batch import prices
+from fin_assets.batch import checks, formatting, prices, storage
 from fin_assets.batch.extraction_log import ExtractionLog
+from fin_assets.batch.specs import (
+    CSV,
+    CSV_COLUMN_LINEAGE,
+    EVERY_SYMBOL_FETCHED,
+    PRICES,
+    RAW,
+    RAW_CHECK_SPECS,
+    batch_specs,
+)
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
-
-GROUP = "batch"
-EVERY_SYMBOL_FETCHED = "every_symbol_fetched"
-
-PRICE_COLUMN_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn("fecha", "date", description="Trading day (US/Eastern)"),
-        dg.TableColumn("simbolo", "string", description="Ticker symbol"),
-        dg.TableColumn("apertura", "float", description="Open"),
-        dg.TableColumn("maximo", "float", description="High"),
-        dg.TableColumn("minimo", "float", description="Low"),
-        dg.TableColumn("cierre", "float", description="Close (as traded, not split-adjusted)"),
-        dg.TableColumn("volumen", "int", description="Shares traded"),
-    ]
-)
+from fin_assets.symbols import validate_symbol
 
 
-alpha_vantage_api = dg.AssetSpec(
-    "alpha_vantage_api",
-    group_name=GROUP,
-    kinds={"api"},
-    description="Alpha Vantage's `TIME_SERIES_DAILY` endpoint (`ALPHAVANTAGE_BASE_URL`; the local "
-    "stand-in serving synthetic prices when `ALPHAVANTAGE_API_KEY` is unset). External: "
-    "nothing here materialises it; `alpha_vantage_daily_raw` reads it.",
-)
+@dataclass
+class Fetched:
+    path: Path
+    payload: dict
 
 
-class FetchConfig(dg.Config):
-    symbols: list[str] = Field(
-        default_factory=list,
-        description="Symbols to fetch in this run, e.g. [TSLA] to re-run one symbol. "
-        "Empty: every symbol in FIN_SYMBOLS.",
-    )
+@dataclass
+class BatchOutcome:
+    """What happened to each symbol in one step; `problems` fail the run at the end."""
 
+    fetched: dict[str, Fetched] = field(default_factory=dict)
+    fetch_failures: dict[str, AlphaVantageError] = field(default_factory=dict)
+    findings: list[checks.Finding] = field(default_factory=list)
+    updated: dict[str, pd.DataFrame] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"json"},
-    deps=[alpha_vantage_api],
-    pool="alpha_vantage",
-    check_specs=[
-        dg.AssetCheckSpec(
-            EVERY_SYMBOL_FETCHED,
-            asset="alpha_vantage_daily_raw",
-            description="Every requested symbol came back as data; names each failure's cause.",
+    def quarantine(self, symbol: str, text: str) -> None:
+        self.problems[symbol] = (
+            f"{self.problems[symbol]}\n{text}" if symbol in self.problems else text
         )
-    ],
-)
-def alpha_vantage_daily_raw(
+
+
+def build_batch_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="daily_batch",
+        specs=batch_specs(partitions_def),
+        check_specs=[*RAW_CHECK_SPECS, *checks.CHECK_SPECS],
+        can_subset=True,
+        pool="alpha_vantage",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def daily_batch(
+        context: dg.AssetExecutionContext,
+        alpha_vantage: AlphaVantageResource,
+        settings: PipelineSettings,
+    ) -> Iterator:
+        """Fetch each symbol, check its fresh rows, merge the clean ones into their history,
+        rewrite the CSV; then fail the run if any symbol was quarantined, naming it."""
+        selected = context.selected_asset_keys
+        outcome = BatchOutcome()
+        symbols = run_symbols(context)
+        if RAW in selected:
+            yield from fetch_all(context, symbols, alpha_vantage, settings, outcome)
+        elif PRICES in selected:
+            load_stored_raw(symbols, storage.RawStore(settings.raw_dir), outcome)
+        if PRICES in selected:
+            yield from update_histories(context, settings, outcome)
+        if CSV in selected:
+            yield from write_csv(context, partitions_def.get_partition_keys(), settings, outcome)
+        if outcome.problems:
+            raise dg.Failure(
+                description="Quarantined (history and CSV rows kept as they were):\n\n"
+                + "\n\n".join(f"- {s}: {text}" for s, text in outcome.problems.items()),
+                metadata={"failed_symbols": ", ".join(outcome.problems)},
+            )
+
+    return daily_batch
+
+
+def run_symbols(context: dg.AssetExecutionContext) -> list[str]:
+    """The symbol partitions of this run (none when only the CSV is rebuilt)."""
+    if context.has_partition_key_range or context.has_partition_key:
+        return [validate_symbol(key) for key in context.partition_keys]
+    return []
+
+
+def fetch_all(
     context: dg.AssetExecutionContext,
-    config: FetchConfig,
+    symbols: list[str],
     alpha_vantage: AlphaVantageResource,
     settings: PipelineSettings,
-):
-    """TIME_SERIES_DAILY responses from Alpha Vantage, one JSON file per symbol and fetch under
-    `$FIN_DATA_DIR/raw/<SYMBOL>/`, stored as received for audit and replay.
-
-    A symbol whose fetch fails (quota, unknown symbol, timeout...) is left out and named in the
-    `every_symbol_fetched` check; the other symbols carry on. Calls go out at most one per
-    second, and the `alpha_vantage` pool keeps concurrent runs from doubling up.
-    """
-    symbols = [s.upper() for s in config.symbols] or settings.symbol_list
+    outcome: BatchOutcome,
+) -> Iterator:
     client = alpha_vantage.get_client()
     log = ExtractionLog(settings.extraction_log_path, secret=alpha_vantage.api_key)
-    stored: dict[str, str] = {}
-    failures: dict[str, AlphaVantageError] = {}
+    raw_store = storage.RawStore(settings.raw_dir)
+    progress = formatting.BatchedLog(context.log.info)
     synthetic = False
-    progress = BatchedLog(context.log.info)
-
     for symbol in symbols:
         try:
             series = client.fetch_daily(symbol, on_attempt=log.record_attempt)
         except AlphaVantageError as error:
-            failures[symbol] = error
+            outcome.fetch_failures[symbol] = error
+            outcome.quarantine(symbol, f"fetch failed: {error} (after {error.attempts} attempt(s))")
             context.log.error(f"{error} (after {error.attempts} attempt(s))")
             continue
-        path = raw_file_path(settings.raw_dir, symbol, series.fetched_at)
+        path = raw_store.path(symbol, series.fetched_at)
         prices.write_atomically(path, series.body)
-        stored[symbol] = str(path)
+        outcome.fetched[symbol] = Fetched(path, series.payload)
         days = sorted(series.payload[responses.SERIES_KEY])
-        log.record_success(
-            symbol,
-            series.attempts,
-            len(days),
-            dt.date.fromisoformat(days[0]),
-            dt.date.fromisoformat(days[-1]),
-        )
-        provisional = (
-            " (newest day provisional)" if responses.is_provisional(series.payload) else ""
-        )
+        first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+        log.record_success(symbol, series.attempts, len(days), first, last)
+        provisional = responses.is_provisional(series.payload)
         progress.add(
-            f"{symbol}: {len(days)} days {days[0]}..{days[-1]}{provisional} -> {path.name}"
+            f"{symbol}: {len(days)} days {first}..{last}"
+            + (" (newest day provisional)" if provisional else "")
+            + f" -> {path.name}"
         )
-        synthetic = synthetic or "SYNTHETIC" in json.dumps(series.payload.get("Meta Data", {}))
-
+        source_is_synthetic = "SYNTHETIC" in json.dumps(series.payload.get("Meta Data", {}))
+        synthetic = synthetic or source_is_synthetic
+        yield dg.AssetMaterialization(
+            asset_key=RAW,
+            partition=symbol,
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "days": len(days),
+                "first_day": days[0],
+                "last_day": days[-1],
+                "provisional": provisional,
+                "source": "local stand-in (synthetic)" if source_is_synthetic else "Alpha Vantage",
+            },
+        )
     progress.flush()
     if synthetic:
         context.log.warning("Prices come from the local Alpha Vantage stand-in: SYNTHETIC data.")
-    failure_table = failures_markdown(failures)
-    if not stored:
-        raise dg.Failure(
-            description=f"No symbol could be fetched.\n\n{failure_table}",
-            metadata={"failed_symbols": ", ".join(failures)},
+    if context.selected_asset_check_keys & {dg.AssetCheckKey(RAW, EVERY_SYMBOL_FETCHED)}:
+        failures = outcome.fetch_failures
+        yield dg.AssetCheckResult(
+            asset_key=RAW,
+            check_name=EVERY_SYMBOL_FETCHED,
+            passed=not failures,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if not failures else f"Failed: {', '.join(failures)}",
+            metadata={
+                "failed": dg.MetadataValue.md(formatting.failures_markdown(failures) or "none"),
+                "failed_count": len(failures),
+                **{f"cause/{s}": e.cause.code for s, e in failures.items()},
+            },
         )
 
-    yield dg.Output(
-        stored,
-        metadata={
-            "fetched_symbols": ", ".join(stored),
-            "failed_symbols": ", ".join(failures) or "none",
-            "raw_files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in stored.values())),
-            "source": "local stand-in (synthetic prices)" if synthetic else "Alpha Vantage API",
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=EVERY_SYMBOL_FETCHED,
-        passed=not failures,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not failures else f"Failed: {', '.join(failures)}",
-        metadata={
-            "failed": dg.MetadataValue.md(failure_table or "none"),
-            "failed_count": len(failures),
-            **{f"cause/{s}": e.cause.code for s, e in failures.items()},
-        },
-    )
+
+def load_stored_raw(symbols: list[str], raw_store: storage.RawStore, outcome: BatchOutcome) -> None:
+    """`daily_prices` alone: each symbol's newest stored response stands for the fetch."""
+    for symbol in symbols:
+        path = raw_store.latest(symbol)
+        if path is None:
+            outcome.quarantine(
+                symbol, "no stored response: materialise alpha_vantage_daily_raw first"
+            )
+            continue
+        outcome.fetched[symbol] = Fetched(path, json.loads(path.read_text()))
 
 
-class BatchedLog:
-    """One line per fetch, sent as one log event per `interval_s`.
-
-    Every log call is a stored event in the instance's event log, which costs more than a
-    fetch without pacing (docs/benchmarks.md); with the API's pacing (1.1 s per call) a person
-    still sees progress every few symbols."""
-
-    def __init__(self, emit: Callable[[str], None], interval_s: float = 5.0) -> None:
-        self._emit = emit
-        self._interval_s = interval_s
-        self._lines: list[str] = []
-        self._last = float("-inf")  # the first line goes out at once
-
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-        if time.monotonic() - self._last >= self._interval_s:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._lines:
-            self._emit("\n".join(self._lines))
-            self._lines.clear()
-        self._last = time.monotonic()
-
-
-def raw_file_path(raw_dir: Path, symbol: str, fetched_at: dt.datetime) -> Path:
-    stamp = fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
-    return raw_dir / symbol / f"{symbol}_{stamp}.json"
-
-
-def failures_markdown(failures: dict[str, AlphaVantageError]) -> str:
-    if not failures:
-        return ""
-    lines = ["| symbol | cause | detail |", "|---|---|---|"]
-    for symbol, error in failures.items():
-        detail = error.detail.replace("|", "/")
-        lines.append(f"| {symbol} | {error.cause.explanation} (`{error.cause.code}`) | {detail} |")
-    return "\n".join(lines)
-
-
-@dg.asset(group_name=GROUP, kinds={"pandas"})
-def daily_prices(
-    context: dg.AssetExecutionContext,
-    alpha_vantage_daily_raw: dict[str, str],
-    settings: PipelineSettings,
-) -> dg.Output[pd.DataFrame]:
-    """Daily prices, one row per (simbolo, fecha), cleaned and typed.
-
-    The free API returns only the latest 100 trading days, so every fetch is upserted into a
-    per-symbol history under `$FIN_DATA_DIR/history/`: history longer than 100 days exists
-    because this asset keeps it. Fresh values replace stored ones for the same day, so a day
-    fetched while the market was open is overwritten by its final values.
-    """
-    upserted: dict[str, pd.DataFrame] = {}
-    lines = []
-    for symbol, raw_path in alpha_vantage_daily_raw.items():
-        payload = json.loads(Path(raw_path).read_text())
-        fresh = prices.series_to_frame(symbol, payload)
-        history_path = settings.history_dir / f"{symbol}.csv"
-        history = prices.read_price_csv(history_path) if history_path.exists() else fresh.iloc[:0]
-        result = prices.upsert(history, fresh)
-        written = prices.write_atomically(history_path, prices.to_csv_text(result.frame))
-        upserted[symbol] = result.frame
+def update_histories(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, outcome: BatchOutcome
+) -> Iterator:
+    history = storage.HistoryStore(settings.history_dir)
+    checked, notes, lines = [], {}, []
+    for symbol, fetched in outcome.fetched.items():
+        checked.append(symbol)
+        if note := market_calendar.calendar_note(symbol):
+            notes[symbol] = note
+        try:
+            fresh = prices.series_to_frame(symbol, fetched.payload)
+        except (KeyError, TypeError, ValueError) as error:
+            outcome.quarantine(symbol, f"{fetched.path}: unreadable series ({error})")
+            continue
+        findings = checks.run_rules(fresh, symbol, market_calendar.market_today(symbol))
+        try:
+            stored = history.load(symbol)
+        except storage.StoredFileError as error:
+            findings.append(checks.Finding(symbol, checks.HISTORY_READABLE, str(error), ""))
+            stored = None
+        if findings:
+            outcome.findings.extend(findings)
+            outcome.quarantine(symbol, "\n".join(f"  {f}" for f in findings).strip())
+            continue
+        result = prices.upsert(stored if stored is not None else fresh.iloc[:0], fresh)
+        written = history.save(symbol, result.frame)
+        outcome.updated[symbol] = result.frame
         lines.append(
             f"{symbol}: {result.added_days} new day(s), {result.changed_days} revised, "
             f"history {len(result.frame)} days" + ("" if written else " (unchanged)")
         )
+        yield dg.AssetMaterialization(
+            asset_key=PRICES,
+            partition=symbol,
+            metadata={
+                "path": dg.MetadataValue.path(str(history.path(symbol))),
+                "dagster/row_count": len(result.frame),
+                "added_days": result.added_days,
+                "revised_days": result.changed_days,
+                "first_day": result.frame["fecha"].iloc[0].date().isoformat(),
+                "last_day": result.frame["fecha"].iloc[-1].date().isoformat(),
+                "raw_file": str(fetched.path),
+            },
+        )
+    for note in notes.values():
+        context.log.warning(note)
     # One log event for every symbol: each event is a row in the instance's event log, which
     # costs more per symbol than the upsert itself (docs/benchmarks.md).
-    context.log.info("History upserted:\n" + "\n".join(lines))
-
-    frame = load_history(settings, upserted)
-    summaries = prices.summarise(frame)
-    return dg.Output(
-        frame,
-        metadata={
-            "dagster/row_count": len(frame),
-            "dagster/column_schema": PRICE_COLUMN_SCHEMA,
-            "symbols": len(summaries),
-            "date_ranges": dg.MetadataValue.md(ranges_markdown(summaries)),
-        },
-    )
+    if lines:
+        context.log.info("History upserted:\n" + "\n".join(lines))
+    selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == PRICES}
+    yield from checks.check_results(checked, outcome.findings, notes, selected)
 
 
-def load_history(
-    settings: PipelineSettings, in_memory: dict[str, pd.DataFrame] | None = None
-) -> pd.DataFrame:
-    """The stored history of every configured symbol that has one (those in `in_memory` were
-    just written: no need to read them back)."""
-    in_memory = in_memory or {}
-    frames = []
-    for symbol in settings.symbol_list:
-        path = settings.history_dir / f"{symbol}.csv"
-        if symbol in in_memory:
-            frames.append(in_memory[symbol])
-        elif path.exists():
-            frames.append(prices.read_price_csv(path))
-    return prices.combine(frames)
+def csv_frame(
+    symbols: list[str], settings: PipelineSettings, outcome: BatchOutcome
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every configured symbol's rows: its history as just merged or as stored, else (history
+    unreadable) its rows in the current CSV, so a quarantined symbol never loses its rows."""
+    history = storage.HistoryStore(settings.history_dir)
+    frames, from_previous_csv, previous = [], [], None
+    for symbol in symbols:
+        if symbol in outcome.updated:
+            frames.append(outcome.updated[symbol])
+            continue
+        try:
+            stored = history.load(symbol)
+        except storage.StoredFileError as error:
+            if symbol not in outcome.problems:
+                outcome.quarantine(symbol, str(error))
+            stored = None
+        if stored is not None:
+            frames.append(stored)
+            continue
+        if previous is None:
+            previous = previous_csv(settings.csv_path)
+        kept = previous[previous["simbolo"] == symbol]
+        if not kept.empty:
+            frames.append(kept)
+            from_previous_csv.append(symbol)
+    return prices.combine(frames), from_previous_csv
 
 
-def ranges_markdown(summaries: list[prices.SymbolSummary]) -> str:
-    lines = [
-        "| symbol | days | first | last | last close |",
-        "|---|---:|---|---|---:|",
-    ]
-    for s in summaries:
-        lines.append(f"| {s.symbol} | {s.days} | {s.first_day} | {s.last_day} | {s.last_close:g} |")
-    return "\n".join(lines)
+def previous_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return prices.empty_frame()
+    try:
+        return storage.read_price_file(path)
+    except storage.StoredFileError:
+        return prices.empty_frame()
 
 
-@dg.asset(group_name=GROUP, kinds={"csv"})
-def datos_financieros_csv(
-    context: dg.AssetExecutionContext, daily_prices: pd.DataFrame, settings: PipelineSettings
-) -> dg.MaterializeResult:
-    """`$FIN_DATA_DIR/Datos_financieros.csv`, the file Logstash ships to `finanzas_batch`.
-
-    Header `fecha,simbolo,apertura,maximo,minimo,cierre,volumen`, sorted by simbolo then fecha,
-    numbers written without loss. Replaced atomically (temp file + rename), and only after the
-    blocking checks on `daily_prices` pass.
-    """
+def write_csv(
+    context: dg.AssetExecutionContext,
+    symbols: list[str],
+    settings: PipelineSettings,
+    outcome: BatchOutcome,
+) -> Iterator:
+    frame, kept = csv_frame(symbols, settings, outcome)
     path = settings.csv_path
-    changed = prices.write_atomically(path, prices.to_csv_text(daily_prices))
-    summaries = prices.summarise(daily_prices)
+    if frame.empty:
+        outcome.quarantine(
+            "(all)", f"no symbol has rows yet: {path} not written (it is never written empty)"
+        )
+        return
+    changed = prices.write_atomically(path, prices.to_csv_text(frame))
+    summaries = prices.summarise(frame)
     context.log.info(
-        f"{path}: {len(daily_prices)} rows, {len(summaries)} symbol(s)"
+        f"{path}: {len(frame)} rows, {len(summaries)} symbol(s)"
         + ("" if changed else " (content unchanged, file left as it was)")
+        + (f"; rows of {', '.join(kept)} kept from the previous file" if kept else "")
     )
-    preview = daily_prices.sort_values(["simbolo", "fecha"]).groupby("simbolo").tail(5)
-    return dg.MaterializeResult(
+    preview = frame.groupby("simbolo").tail(5)
+    yield dg.MaterializeResult(
+        asset_key=CSV,
         metadata={
             "path": dg.MetadataValue.path(str(path)),
-            "dagster/row_count": len(daily_prices),
+            "dagster/row_count": len(frame),
+            "dagster/column_lineage": CSV_COLUMN_LINEAGE,
             "rewritten": changed,
-            "date_ranges": dg.MetadataValue.md(ranges_markdown(summaries)),
-            "preview": preview_table(preview),
-            "price_chart": dg.MetadataValue.md(charts_markdown(summaries)),
+            "symbols_quarantined": ", ".join(outcome.problems) or "none",
+            "date_ranges": dg.MetadataValue.md(formatting.ranges_markdown(summaries)),
+            "preview": formatting.preview_table(preview),
+            "price_chart": dg.MetadataValue.md(formatting.charts_markdown(summaries)),
             **{f"last_close/{s.symbol}": s.last_close for s in summaries},
-        }
+        },
     )
-
-
-def charts_markdown(summaries: list[prices.SymbolSummary], days: int = 100) -> str:
-    """Closing prices of the last `days` trading days, one small line chart per symbol."""
-    return "\n\n".join(
-        f"**{s.symbol}** close {s.closes[-days:][0]:g} → {s.last_close:g}, "
-        f"last {min(days, s.days)} trading days to {s.last_day}\n\n"
-        + prices.chart_markdown(f"{s.symbol} closes", s.closes[-days:])
-        for s in summaries
-    )
-
-
-def preview_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    records = [
-        dg.TableRecord(
-            {
-                "fecha": row.fecha.date().isoformat(),
-                "simbolo": str(row.simbolo),
-                "apertura": float(row.apertura),
-                "maximo": float(row.maximo),
-                "minimo": float(row.minimo),
-                "cierre": float(row.cierre),
-                "volumen": int(row.volumen),
-            }
-        )
-        for row in frame.itertuples(index=False)
-    ]
-    return dg.MetadataValue.table(records, schema=PRICE_COLUMN_SCHEMA)

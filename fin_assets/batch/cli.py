@@ -12,9 +12,17 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from fin_assets import config
+from fin_assets import config, symbols
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets.instance import CONSOLE_INFO_LOGS, local_instance
+from fin_assets.batch.partitions import UnconfiguredSymbolError, contiguous_ranges, range_tags
+from fin_assets.batch.schedules import JOB_NAME
+from fin_assets.instance import (
+    CONSOLE_INFO_LOGS,
+    local_instance,
+    release_dead_runs,
+    this_host_tags,
+)
+from fin_assets.resources.settings import configured_symbols
 
 STAND_IN_KEY = "stand-in"  # not a secret: the stand-in accepts any non-empty key
 
@@ -25,9 +33,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="materialise the batch assets and their checks through Dagster",
         description="Fetch FIN_SYMBOLS from Alpha Vantage (or, with ALPHAVANTAGE_API_KEY unset, "
         "from the local stand-in serving synthetic prices), upsert the history, run the checks "
-        "and write Datos_financieros.csv. Exits 1 when any symbol or check fails.",
+        "and write Datos_financieros.csv. Exits 1 when any symbol or check fails, 2 when a symbol "
+        "is invalid or not in FIN_SYMBOLS.",
     )
-    batch.add_argument("--symbols", help="comma-separated; default FIN_SYMBOLS")
+    batch.add_argument(
+        "--symbols",
+        help="comma-separated partitions to run, each one of FIN_SYMBOLS; default all of them",
+    )
     batch.set_defaults(handler=run_batch)
 
     stand_in = commands.add_parser(
@@ -69,19 +81,32 @@ def alpha_vantage_source() -> Iterator[str]:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    symbols = config.parse_symbols(args.symbols) if args.symbols else []
+    try:
+        configured = configured_symbols()
+        requested = symbols.parse_symbols(args.symbols) if args.symbols else configured
+        ranges = contiguous_ranges(configured, requested)
+    except (symbols.InvalidSymbolError, UnconfiguredSymbolError) as error:
+        print(f"batch: {error}", file=sys.stderr)
+        return 2
     with alpha_vantage_source():
         from fin_assets.definitions import defs  # after the environment is final
 
-        job = defs.resolve_job_def("daily_batch_job")
-        run_config: dict = dict(CONSOLE_INFO_LOGS)
-        if symbols:
-            run_config["ops"] = {"alpha_vantage_daily_raw": {"config": {"symbols": symbols}}}
+        job = defs.resolve_job_def(JOB_NAME)
+        results = []
         with local_instance() as instance:
-            result = job.execute_in_process(
-                instance=instance, run_config=run_config, raise_on_error=False
-            )
-    return report(result)
+            for run_id in release_dead_runs(instance, [JOB_NAME]):
+                print(f"run {run_id}: its process is gone; marked failed, its pool slot freed")
+            # One run per stretch of neighbouring partitions: a run covers a key range.
+            for keys in ranges:
+                results.append(
+                    job.execute_in_process(
+                        instance=instance,
+                        run_config=CONSOLE_INFO_LOGS,
+                        tags={**range_tags(keys[0], keys[-1]), **this_host_tags()},
+                        raise_on_error=False,
+                    )
+                )
+    return max(report(result) for result in results)
 
 
 def report(result: dg.ExecuteInProcessResult) -> int:
@@ -105,12 +130,18 @@ def report(result: dg.ExecuteInProcessResult) -> int:
             failed = evaluation.metadata.get("failed")
             if failed is not None:
                 print(failed.value)
+    updated: dict[str, list[str]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
-        if materialization.asset_key == dg.AssetKey("datos_financieros_csv"):
+        if materialization.partition:
+            key = materialization.asset_key.to_user_string()
+            updated.setdefault(key, []).append(materialization.partition)
+        elif materialization.asset_key == dg.AssetKey("datos_financieros_csv"):
             path = materialization.metadata["path"].value
             rows = materialization.metadata["dagster/row_count"].value
             print(f"wrote {path} ({rows} rows)")
+    for key, partitions in updated.items():
+        print(f"{key}: {', '.join(partitions)}")
     print("batch: " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -1,19 +1,32 @@
+"""The batch flow's Definitions, for a given list of symbols (one partition each).
+
+`defs` reads FIN_SYMBOLS when the code location loads; tests build their own with `build_defs`.
+"""
+
+from __future__ import annotations
+
 import dagster as dg
 
-from fin_assets.batch.assets import (
-    alpha_vantage_api,
-    alpha_vantage_daily_raw,
-    daily_prices,
-    datos_financieros_csv,
-)
-from fin_assets.batch.checks import price_checks
-from fin_assets.batch.schedules import daily_batch_job, daily_batch_schedule
+from fin_assets.batch.alerts import build_failure_sensor
+from fin_assets.batch.assets import build_batch_assets
+from fin_assets.batch.partitions import symbol_partitions
+from fin_assets.batch.recovery import dead_run_sensor
+from fin_assets.batch.schedules import build_batch_job, build_batch_schedule
+from fin_assets.batch.specs import alpha_vantage_api
 from fin_assets.resources.alpha_vantage import alpha_vantage_from_env
+from fin_assets.resources.settings import configured_symbols
 
-defs = dg.Definitions(
-    assets=[alpha_vantage_api, alpha_vantage_daily_raw, daily_prices, datos_financieros_csv],
-    asset_checks=price_checks,
-    jobs=[daily_batch_job],
-    schedules=[daily_batch_schedule],
-    resources={"alpha_vantage": alpha_vantage_from_env()},
-)
+
+def build_defs(symbols: list[str], resources: dict | None = None) -> dg.Definitions:
+    partitions_def = symbol_partitions(symbols)
+    job = build_batch_job()
+    return dg.Definitions(
+        assets=[alpha_vantage_api, build_batch_assets(partitions_def)],
+        jobs=[job],
+        schedules=[build_batch_schedule(job, symbols)],
+        sensors=[build_failure_sensor(job), dead_run_sensor],
+        resources=resources or {"alpha_vantage": alpha_vantage_from_env()},
+    )
+
+
+defs = build_defs(configured_symbols())

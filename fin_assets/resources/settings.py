@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
-from fin_assets import config
+from fin_assets import config, symbols
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -17,7 +18,7 @@ class PipelineSettings(dg.ConfigurableResource):
 
     @property
     def symbol_list(self) -> list[str]:
-        return config.parse_symbols(self.symbols)
+        return symbols.parse_symbols(self.symbols)  # each one validated
 
     @property
     def data_path(self) -> Path:
@@ -51,3 +52,14 @@ def settings_from_env() -> PipelineSettings:
         data_dir=config.env_or_default("FIN_DATA_DIR", config.DEFAULT_DATA_DIR),
         symbols=config.env_or_default("FIN_SYMBOLS", config.DEFAULT_SYMBOLS),
     )
+
+
+def configured_symbols() -> list[str]:
+    """FIN_SYMBOLS, validated: a symbol that could not be a ticker (`../x`, 300 characters)
+    stops the code location from loading with a message naming it."""
+    try:
+        return symbols.parse_symbols(os.environ.get("FIN_SYMBOLS") or config.DEFAULT_SYMBOLS)
+    except symbols.InvalidSymbolError as error:
+        raise symbols.InvalidSymbolError(
+            [(f"FIN_SYMBOLS: {raw}", reason) for raw, reason in error.problems]
+        ) from None

@@ -1,0 +1,137 @@
+"""Where the batch assets' data lives: the files under `$FIN_DATA_DIR` are the assets' storage.
+
+- `alpha_vantage_daily_raw`, partition SYMBOL: the newest `raw/<SYMBOL>/<SYMBOL>_<stamp>.json`.
+- `daily_prices`, partition SYMBOL: `history/<SYMBOL>.csv`.
+- `datos_financieros_csv`: `Datos_financieros.csv`.
+
+Nothing passes between the assets through Dagster's pickles, so any of them can be
+re-materialised on its own, from the files, even on a freshly created Dagster instance.
+
+A history file is read strictly: a truncated, Excel-saved (`;`) or hand-edited file raises
+`StoredFileError` naming the file, the line and what is wrong, instead of a pandas traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from fin_assets.batch import prices, validation
+from fin_assets.config import CSV_COLUMNS
+from fin_assets.symbols import validate_symbol
+
+HEADER = ",".join(CSV_COLUMNS)
+
+
+class StoredFileError(ValueError):
+    """A stored file that cannot be read back; names the file and the line."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path} line {line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+def symbol_file(folder: Path, symbol: str, suffix: str) -> Path:
+    """`folder/<SYMBOL><suffix>`, refusing anything that is not a plain symbol (`../x`, `a/b`)."""
+    symbol = validate_symbol(symbol)
+    path = folder / f"{symbol}{suffix}"
+    if path.resolve().parent != folder.resolve():
+        raise ValueError(f"symbol {symbol!r} does not name a file inside {folder}")
+    return path
+
+
+def parse_price_csv(text: str, path: Path, symbol: str | None = None) -> pd.DataFrame:
+    """The rows of a price CSV (`to_csv_text`'s format); raises `StoredFileError` at the first
+    problem. A BOM and CRLF line ends are harmless and accepted; `;` separators, other date
+    formats, empty or non-numeric cells, extra fields and implausible values are not."""
+    text = text.removeprefix("\ufeff")
+    header = text.split("\n", 1)[0].rstrip("\r")
+    if header != HEADER:
+        hint = " (';' separators: saved by a spreadsheet?)" if ";" in header else ""
+        raise StoredFileError(path, 1, f"header is {header[:80]!r}, expected {HEADER!r}{hint}")
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.ParserError as error:  # e.g. "Expected 7 fields in line 5, saw 8"
+        raise StoredFileError(path, None, f"not a {len(CSV_COLUMNS)}-column CSV: {error}") from None
+    if raw.empty:
+        return prices.empty_frame()
+
+    def fail(mask: pd.Series, what: str) -> None:
+        if mask.any():
+            index = int(mask.to_numpy().nonzero()[0][0])
+            value = raw.iloc[index].to_dict()
+            raise StoredFileError(path, index + 2, f"{what}: {value}")
+
+    for column in CSV_COLUMNS:
+        fail(raw[column].isna() | (raw[column].str.strip() == ""), f"empty {column}")
+    fecha = pd.to_datetime(raw["fecha"], format="%Y-%m-%d", errors="coerce")
+    fail(fecha.isna(), "fecha is not a YYYY-MM-DD date")
+    numeric = (*prices.PRICE_COLUMNS, "volumen")
+    numbers = {c: pd.to_numeric(raw[c], errors="coerce") for c in numeric}
+    for column, values in numbers.items():
+        fail(values.isna(), f"{column} is not a number")
+    volumen = numbers["volumen"]
+    fail(volumen != volumen.round(), "volumen is not a whole number")
+    if symbol is not None:
+        fail(raw["simbolo"] != symbol, f"simbolo is not {symbol}")
+    frame = pd.DataFrame(
+        {
+            "fecha": fecha,
+            "simbolo": raw["simbolo"],
+            **{c: numbers[c].astype("float64") for c in prices.PRICE_COLUMNS},
+            "volumen": volumen.astype("int64"),
+        }
+    ).astype(prices.CSV_DTYPES)
+    implausible = frame.index.isin(validation.implausible_values(frame).index)
+    fail(pd.Series(implausible), "implausible value (date before 1970, price above 1e8...)")
+    fail(pd.Series(frame.duplicated(["simbolo", "fecha"], keep="first")), "duplicated day")
+    return frame.sort_values(["simbolo", "fecha"], ignore_index=True)[list(CSV_COLUMNS)]
+
+
+def read_price_file(path: Path, symbol: str | None = None) -> pd.DataFrame:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise StoredFileError(path, line, "not UTF-8 text") from None
+    return parse_price_csv(text, path, symbol)
+
+
+class HistoryStore:
+    """`history/<SYMBOL>.csv`: the stored partitions of `daily_prices`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, symbol: str) -> Path:
+        return symbol_file(self.folder, symbol, ".csv")
+
+    def load(self, symbol: str) -> pd.DataFrame | None:
+        """The stored history, None when there is none yet; `StoredFileError` if unreadable."""
+        path = self.path(symbol)
+        return read_price_file(path, symbol) if path.exists() else None
+
+    def save(self, symbol: str, frame: pd.DataFrame) -> bool:
+        return prices.write_atomically(self.path(symbol), prices.to_csv_text(frame))
+
+
+class RawStore:
+    """`raw/<SYMBOL>/<SYMBOL>_<UTC stamp>.json`: every fetch of `alpha_vantage_daily_raw`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, symbol: str, fetched_at: dt.datetime) -> Path:
+        stamp = fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
+        return symbol_file(self.folder, symbol, "") / f"{symbol}_{stamp}.json"
+
+    def latest(self, symbol: str) -> Path | None:
+        """The newest stored response (the stamp sorts by time)."""
+        files = sorted(symbol_file(self.folder, symbol, "").glob(f"{symbol}_*.json"))
+        return files[-1] if files else None
