@@ -30,3 +30,43 @@ stop_group() {
     rm -f "$1"
     echo "$2: stopped (pid $pid)" >&2
 }
+
+# stop_groups TIMEOUT NAME PID_FILE...: SIGTERM every group at once, wait up to TIMEOUT seconds
+# for all of them, then SIGKILL the rest. For clusters: nodes stopped one after another lose
+# their quorum and hang in shutdown, so they are stopped together.
+stop_groups() {
+    local timeout="$1" name="$2" file pid
+    shift 2
+    local -a pids=() files=()
+    for file in "$@"; do
+        if pid="$(group_pid "$file")"; then
+            pids+=("$pid")
+            files+=("$file")
+            kill -TERM -- "-$pid" 2>/dev/null || true
+        else
+            rm -f "$file"
+        fi
+    done
+    ((${#pids[@]})) || { echo "$name: not running" >&2; return 0; }
+    local deadline=$((SECONDS + timeout)) alive
+    while :; do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+        ((alive && SECONDS < deadline)) || break
+        sleep 0.5
+    done
+    for pid in "${pids[@]}"; do
+        if kill -0 -- "-$pid" 2>/dev/null; then
+            echo "$name: process group $pid still running after ${timeout} s; killing it" >&2
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+    done
+    for _ in $(seq 1 20); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.25
+    done
+    rm -f "${files[@]}"
+    echo "$name: stopped (pids ${pids[*]})" >&2
+}

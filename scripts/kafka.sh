@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# A local single-node Apache Kafka broker (KRaft, 127.0.0.1 only) for development and tests.
+# A local single-node Apache Kafka broker (KRaft, 127.0.0.1 only) for development and tests,
+# or a local cluster of combined broker+controller nodes for failover tests.
 #
-#   scripts/kafka.sh start|stop|status
+#   scripts/kafka.sh start|stop|status              the single node
+#   scripts/kafka.sh cluster-start|cluster-stop|cluster-status
+#                                                   KAFKA_NODES nodes (default 3)
+#   scripts/kafka.sh node-start N|node-stop N       one node of the cluster (e.g. after a kill)
+#   scripts/kafka.sh fetch                          fetch the jars; print their folder
 #
 # First use fetches the broker's jars from Maven Central with `mvn dependency:copy-dependencies`
 # into ${FIN_CACHE_DIR:-~/.cache/fin_assets}/kafka-<version>/ (outside the clone).
@@ -9,6 +14,11 @@
 #      FIN_RUN_DIR (default <repo>/.run; state in $FIN_RUN_DIR/kafka-$KAFKA_PORT/),
 #      KAFKA_VERSION (default 4.4.0), KAFKA_HEAP_OPTS (default -Xmx512m -Xms256m),
 #      KAFKA_START_TIMEOUT (seconds, default 90).
+# Cluster: node N (1..KAFKA_NODES) serves on KAFKA_PORT+2(N-1), its controller one port up;
+#      state in $FIN_RUN_DIR/kafka-cluster-$KAFKA_PORT/node-N/; KAFKA_CLUSTER_HEAP_OPTS (default
+#      -Xmx384m -Xms128m per node); new and internal topics get replication factor
+#      min(3, nodes) and min.insync.replicas min(2, nodes); KAFKA_STOP_TIMEOUT (default 20 s)
+#      before a SIGKILL.
 # `start` on a running broker and `stop` on a stopped one do nothing.
 set -euo pipefail
 source "$(dirname "$0")/_process_group.sh"
@@ -196,9 +206,196 @@ status() {
     fi
 }
 
+# -- cluster ---------------------------------------------------------------------------------
+
+nodes="${KAFKA_NODES:-3}"
+cluster_dir="$run_dir/kafka-cluster-$port"
+cluster_heap="${KAFKA_CLUSTER_HEAP_OPTS:--Xmx384m -Xms128m}"
+
+node_port() { echo "$((port + 2 * ($1 - 1)))"; }
+node_dir() { echo "$cluster_dir/node-$1"; }
+node_pid_file() { echo "$cluster_dir/node-$1/kafka.pid"; }
+node_log() { echo "$cluster_dir/node-$1/kafka.log"; }
+min() { echo "$(($1 < $2 ? $1 : $2))"; }
+
+write_node_config() {
+    local n="$1" dir voters="" i broker_port replicas min_isr
+    dir="$(node_dir "$n")"
+    broker_port="$(node_port "$n")"
+    for i in $(seq 1 "$nodes"); do
+        voters+="${voters:+,}$i@127.0.0.1:$(($(node_port "$i") + 1))"
+    done
+    replicas="$(min 3 "$nodes")"
+    min_isr="$(min 2 "$nodes")"
+    mkdir -p "$dir/data"
+    cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$((broker_port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+unclean.leader.election.enable=false
+log.retention.hours=168
+EOF
+}
+
+format_node() {
+    local n="$1"
+    [ -f "$(node_dir "$n")/data/meta.properties" ] && return 0
+    java_cmd kafka.tools.StorageTool format --config "$(node_dir "$n")/server.properties" \
+        --cluster-id "$(cat "$cluster_dir/cluster.id")" >>"$(node_log "$n")" 2>&1 \
+        || { say "node $n: storage format failed, see $(node_log "$n")"; exit 1; }
+}
+
+launch_node() {
+    local n="$1" pid broker_port
+    broker_port="$(node_port "$n")"
+    if pid="$(group_pid "$(node_pid_file "$n")")"; then
+        say "node $n already running (pid $pid)"
+        return 0
+    fi
+    if port_open "$broker_port" || port_open "$((broker_port + 1))"; then
+        say "node $n: port $broker_port or $((broker_port + 1)) is taken by another process"
+        exit 1
+    fi
+    set -m  # its own process group, as for the single node
+    # shellcheck disable=SC2086
+    nohup java $cluster_heap -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$cache_dir/log4j2.properties" \
+        -cp "$cache_dir/libs/*" kafka.Kafka "$(node_dir "$n")/server.properties" \
+        >>"$(node_log "$n")" 2>&1 </dev/null &
+    set +m
+    echo "$!" >"$(node_pid_file "$n")"
+}
+
+# cluster_serves [N]: a metadata round trip (through node N, or any node) lists every node
+# as a registered broker.
+cluster_serves() {
+    local servers="" i
+    for i in $(seq 1 "$nodes"); do servers+="${servers:+,}127.0.0.1:$(node_port "$i")"; done
+    if [ -n "${1:-}" ]; then servers="127.0.0.1:$(node_port "$1")"; fi
+    "$repo_dir/.venv/bin/python" - "$servers" "$nodes" <<'EOF' >/dev/null 2>&1
+import sys
+from kafka import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1].split(","), request_timeout_ms=3000,
+                         bootstrap_timeout_ms=3000)
+try:
+    assert len(admin.describe_cluster()["brokers"]) == int(sys.argv[2])
+finally:
+    admin.close()
+EOF
+}
+
+# wait_cluster STARTED [N]: until the cluster (or node N) serves; fails when a node being
+# started exits or after KAFKA_START_TIMEOUT.
+wait_cluster() {
+    local started="$1" only="${2:-}" i
+    until cluster_serves "$only"; do
+        for i in $(seq 1 "$nodes"); do
+            [ -n "$only" ] && [ "$only" != "$i" ] && continue
+            if ! group_pid "$(node_pid_file "$i")" >/dev/null; then
+                say "node $i exited during start-up, see $(node_log "$i")"
+                tail -20 "$(node_log "$i")" >&2
+                exit 1
+            fi
+        done
+        if ((SECONDS - started > start_timeout)); then
+            say "cluster not serving after ${start_timeout} s; see $cluster_dir/node-*/kafka.log"
+            exit 1
+        fi
+        sleep 0.5
+    done
+}
+
+cluster_start() {
+    fetch_jars
+    mkdir -p "$cluster_dir"
+    [ -s "$cluster_dir/cluster.id" ] \
+        || java_cmd kafka.tools.StorageTool random-uuid >"$cluster_dir/cluster.id"
+    local started=$SECONDS n
+    for n in $(seq 1 "$nodes"); do
+        write_node_config "$n"
+        format_node "$n"
+    done
+    # All at once: no node finishes starting before a majority of the controllers is up.
+    for n in $(seq 1 "$nodes"); do launch_node "$n"; done
+    wait_cluster "$started"
+    say "cluster of $nodes nodes serving on 127.0.0.1:$(node_port 1)..$(node_port "$nodes")" \
+        "in $((SECONDS - started)) s; logs: $cluster_dir/node-*/kafka.log"
+}
+
+cluster_stop() {
+    local files=() n
+    for n in $(seq 1 "$nodes"); do files+=("$(node_pid_file "$n")"); done
+    stop_groups "${KAFKA_STOP_TIMEOUT:-20}" "kafka.sh cluster" "${files[@]}"
+}
+
+cluster_status() {
+    local n pid down=0
+    for n in $(seq 1 "$nodes"); do
+        if pid="$(group_pid "$(node_pid_file "$n")")"; then
+            echo "node $n running (pid $pid) on 127.0.0.1:$(node_port "$n")"
+        else
+            echo "node $n stopped (127.0.0.1:$(node_port "$n"))"
+            down=1
+        fi
+    done
+    return $((down ? 3 : 0))
+}
+
+check_node_number() {
+    if ! [[ "${1:-}" =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > nodes)); then
+        say "a node number 1..$nodes is expected, got '${1:-}'"
+        exit 2
+    fi
+}
+
+node_start() {
+    check_node_number "$1"
+    [ -f "$(node_dir "$1")/data/meta.properties" ] \
+        || { say "node $1 was never formatted: run cluster-start first"; exit 1; }
+    local started=$SECONDS
+    launch_node "$1"
+    wait_cluster "$started" "$1"
+    say "node $1 serving (pid $(cat "$(node_pid_file "$1")")) in $((SECONDS - started)) s"
+}
+
+node_stop() {
+    check_node_number "$1"
+    stop_groups "${KAFKA_STOP_TIMEOUT:-20}" "kafka.sh node $1" "$(node_pid_file "$1")"
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    cluster-start) cluster_start ;;
+    cluster-stop) cluster_stop ;;
+    cluster-status) cluster_status ;;
+    node-start) node_start "${2:-}" ;;
+    node-stop) node_stop "${2:-}" ;;
+    fetch)
+        fetch_jars
+        echo "$cache_dir"
+        ;;
+    *)
+        echo "usage: $0 start|stop|status | cluster-start|cluster-stop|cluster-status" \
+            "| node-start N|node-stop N | fetch" >&2
+        exit 2
+        ;;
 esac
