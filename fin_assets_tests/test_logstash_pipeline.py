@@ -307,3 +307,19 @@ def test_dead_letter_pipeline_reads_the_main_pipeline_queue_and_keeps_the_reason
     path = env_default(outputs[0].attrs["path"])
     assert path.startswith("/usr/share/logstash/data/rejected/")
     assert "%{[@metadata][rejected_day]}" in path and "%{+" not in path, "named by rejection day"
+
+
+def test_compose_creates_the_dead_letter_folder_before_logstash_starts():
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker" / "docker-compose.yml").read_text())
+    logstash = compose["services"]["logstash"]
+    *shell, script = logstash["entrypoint"]
+    assert shell == ["bash", "-c"]
+    dlq = by_id(pipeline_plugins(DEAD_LETTER_PATH), "dlq_fin_unificado").attrs
+    folder = f"{env_default(dlq['path'])}/{dlq['pipeline_id']}"
+    assert script == f"mkdir -p {folder} && exec /usr/local/bin/docker-entrypoint"
+    # ... inside the volume that keeps it across restarts.
+    assert "logstash_data:/usr/share/logstash/data" in logstash["volumes"]
+    health = " ".join(logstash["healthcheck"]["test"])
+    assert all(f"/_node/pipelines/{p}" in health for p in pipelines_yml())
