@@ -243,7 +243,10 @@ class InstrumentedProducer:
         self._producer.close(timeout=timeout)
 
 
-WHAT_IFS = ("ids-without-syscall", "buffered-log", "confluent-backend")
+# ids-without-syscall and buffered-log, measured before commit d82ca98, are gone: the first is
+# now the product (event ids from an in-process source), the second no longer applies (the
+# transactions log writes each line with one os.write and no Python buffer).
+WHAT_IFS = ("confluent-backend",)
 
 
 class _DeliveryFuture:
@@ -312,32 +315,6 @@ class ConfluentBackend:
         self._producer.flush(timeout if timeout is not None else -1)
 
 
-def apply_what_if(what_ifs: list[str], transactions_log) -> None:
-    """Candidate product fixes, tried from the outside (fin_assets itself is not changed).
-
-    ids-without-syscall: event_id from a process-local random.Random (seeded once from
-      os.urandom) instead of uuid.uuid4(), whose os.urandom call releases the GIL per event.
-    buffered-log: logs_transacciones.log block-buffered (flushed when the run ends) instead of
-      line-buffered, i.e. no write(2) -- another GIL release -- per event.
-    """
-    import random
-    import types
-
-    from fin_assets.simulator import events
-
-    if "ids-without-syscall" in what_ifs:
-        rng = random.Random()
-
-        def uuid4() -> uuid.UUID:
-            return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-        events.uuid = types.SimpleNamespace(uuid4=uuid4)
-    if "buffered-log" in what_ifs:
-        path = transactions_log.path
-        transactions_log._handle.close()
-        transactions_log._handle = path.open("a", encoding="utf-8", buffering=1 << 16)
-
-
 def run_sim(args: argparse.Namespace) -> dict:
     from fin_assets.simulator.delivery import EventDelivery
     from fin_assets.simulator.prices import start_prices
@@ -374,7 +351,6 @@ def run_sim(args: argparse.Namespace) -> dict:
         generator.next_event = timed_next_event
     delivery = EventDelivery(topic=args.topic, connect=lambda: instrumented)
     transactions_log = TransactionLog(data_dir / "logs_transacciones.log")
-    apply_what_if(args.what_if, transactions_log)
     simulator = Simulator(
         generator=generator,
         delivery=delivery,

@@ -225,11 +225,22 @@ class EventDelivery:
 
     def submit(self, key: bytes, value: bytes) -> None:
         with self._send_lock:
-            with self._counts_lock:
-                self.counts.generated += 1
-            self._waiting.append((key, value))
-            self._enforce_backlog_limit_locked()
-            self._pump_locked()
+            # Only this method writes `generated`, always under _send_lock.
+            self.counts.generated += 1
+            producer = self._producer
+            if (
+                producer is None
+                or self._waiting
+                or self._in_flight >= self.backlog_limit
+                or (self._send_paused_until and time.monotonic() < self._send_paused_until)
+            ):
+                self._waiting.append((key, value))
+                self._enforce_backlog_limit_locked()
+                self._pump_locked()
+                return
+            # The common case, kept short: nothing waiting and a producer ready.
+            if not self._send_one_locked(producer, key, value):
+                self._waiting.append((key, value))
 
     def pump(self) -> None:
         """Moves waiting events to the producer (called between events and when idle)."""
@@ -259,26 +270,33 @@ class EventDelivery:
         producer = self._producer
         if producer is None or time.monotonic() < self._send_paused_until:
             return
-        while self._waiting:
-            key, value = self._waiting[0]
-            try:
-                future = producer.send(self.topic, key=key, value=value)
-            except KafkaTimeoutError as exc:
-                # No metadata or no buffer space within max_block_ms: keep the event, try later.
-                self._on_send_blocked(producer, exc)
+        self._send_paused_until = 0.0
+        waiting = self._waiting
+        while waiting:
+            key, value = waiting[0]
+            if not self._send_one_locked(producer, key, value):
                 return
-            except Exception as exc:  # not retriable (e.g. record too large): count it
-                self._waiting.popleft()
-                with self._counts_lock:
-                    self.counts.failed += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.log("error", f"Kafka refused an event: {self.last_error}")
-                continue
-            self._waiting.popleft()
+            waiting.popleft()
+
+    def _send_one_locked(self, producer: Any, key: bytes, value: bytes) -> bool:
+        """Hands one event to the producer; False when it must wait (send blocked)."""
+        try:
+            future = producer.send(self.topic, key=key, value=value)
+        except KafkaTimeoutError as exc:
+            # No metadata or no buffer space within max_block_ms: keep the event, try later.
+            self._on_send_blocked(producer, exc)
+            return False
+        except Exception as exc:  # not retriable (e.g. record too large): count it
             with self._counts_lock:
-                self._in_flight += 1
-            future.add_callback(self._on_acknowledged)
-            future.add_errback(self._on_failed)
+                self.counts.failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.log("error", f"Kafka refused an event: {self.last_error}")
+            return True
+        with self._counts_lock:
+            self._in_flight += 1
+        future.add_callback(self._on_acknowledged)
+        future.add_errback(self._on_failed)
+        return True
 
     def _on_send_blocked(self, producer: Any, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
