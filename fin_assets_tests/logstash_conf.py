@@ -212,3 +212,195 @@ def run_ruby_filters(
     if done.returncode != 0:
         raise RuntimeError(f"JRuby failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout)
+
+
+# --- plugin options: every option a pipeline sets, against logstash/plugin_options.json --------
+# A port of LogStash::Config::Mixin#validate_value (logstash-core/lib/logstash/config/mixin.rb)
+# for the validators the table holds, plus the register-time checks the plugins make.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+# logstash-input-file lib/logstash/inputs/friendly_durations.rb NUMBERS_RE
+_FRIENDLY_DURATION = re.compile(
+    r"(?P<number>\d+(\.\d+)?)\s?(?P<units>s((ec)?(ond)?)(s)?|m((in)?(ute)?)(s)?|h(our)?(s)?"
+    r"|d(ay)?(s)?|w(eek)?(s)?|us(ec)?(s)?|ms(ec)?(s)?)?"
+)
+_DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_ENV_WITHOUT_DEFAULT = re.compile(r"\$\{[A-Za-z0-9_]+\}")
+
+
+def option_table() -> dict:
+    return json.loads(OPTION_TABLE_PATH.read_text())
+
+
+def friendly_duration_seconds(value: str | int, default_unit: str = "seconds") -> float:
+    """FriendlyDurations.call: "1 minute" -> 60.0; a bare number is in the option's unit."""
+    match = _FRIENDLY_DURATION.fullmatch(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a valid duration string (e.g. 60 sec, 18h, 1 day)")
+    number = float(match["number"])
+    units = match["units"] or default_unit
+    if units.startswith("ms"):
+        return number / 1e3
+    if units.startswith("us"):
+        return number / 1e6
+    return number * _DURATION_SECONDS.get(units[0], 1)
+
+
+def declared_options(table: dict, plugin: Plugin) -> dict[str, dict] | None:
+    """Every option a plugin of this section and name declares, or None for an unknown plugin."""
+    entry = table["plugins"].get(f"{plugin.section}/{plugin.name}")
+    if entry is None:
+        return None
+    options = {**table["common"]["all"], **table["common"][plugin.section]}
+    for mixin in entry.get("mixins", []):
+        options.update(table["mixins"][mixin]["options"])
+    options.update(entry["options"])
+    return options
+
+
+def _scalar(value):
+    """Logstash takes a one-element array where one value is wanted (validate_value)."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ValueError(f"expected one value, got {len(value)}")
+        return value[0]
+    return value
+
+
+def check_value(value, validator, table: dict) -> None:
+    """Raises ValueError when Logstash would refuse this value for this validator."""
+    if validator is None:
+        return
+    if isinstance(value, str) and _ENV_WITHOUT_DEFAULT.search(value):
+        return  # known only at run time (a secret without default): nothing to check here
+    if isinstance(value, str):
+        value = env_default(value)
+    if isinstance(validator, dict) and "enum" in validator:
+        one = _scalar(value)
+        if not any(one == allowed and type(one) is type(allowed) for allowed in validator["enum"]):
+            raise ValueError(f"expected one of {validator['enum']}, got {one!r}")
+    elif isinstance(validator, dict) and "friendly_duration" in validator:
+        friendly_duration_seconds(_scalar(value), validator["friendly_duration"])
+    elif validator == ":boolean":
+        if _scalar(value) not in ("true", "false", True, False):
+            raise ValueError(f"expected boolean 'true' or 'false', got {value!r}")
+    elif validator == ":number":
+        one = _scalar(value)
+        if isinstance(one, bool) or not _NUMBER.fullmatch(str(one)):
+            raise ValueError(f"expected number, got {one!r}")
+    elif validator in (":string", ":password", ":uri", "encoding", "sha_256_hex"):
+        one = _scalar(value)
+        if isinstance(one, dict | list):
+            raise ValueError(f"expected one value, got {one!r}")
+    elif validator == ":path":
+        # Logstash also checks that it exists, on its own host: here it must be absolute.
+        one = _scalar(value)
+        if not (isinstance(one, str) and one.startswith("/")):
+            raise ValueError(f"expected an absolute path, got {one!r}")
+    elif validator == ":hash":
+        if not (isinstance(value, dict) or (isinstance(value, list) and len(value) % 2 == 0)):
+            raise ValueError(f"expected a hash, got {value!r}")
+    elif validator == ":array":
+        return
+    elif validator == ":codec":
+        name = _scalar(value)
+        if f"codec/{name}" not in table["plugins"]:
+            raise ValueError(f"unknown codec {name!r}")
+    elif validator == "ecs_compatibility":
+        if not re.fullmatch(r"disabled|v[1-9][0-9]?", str(_scalar(value))):
+            raise ValueError(f"expected `disabled` or v1, v8 ..., got {value!r}")
+    elif validator in ("dataset_identifier", "namespace_identifier"):
+        one = str(_scalar(value))
+        if not one or re.search(r"[\\/*?\"<>| ,#:]", one):
+            raise ValueError(f"invalid identifier {one!r}")
+    else:
+        raise ValueError(f"no checker for validator {validator!r}")
+
+
+def _register_problems(entry: dict, attrs: dict) -> list[str]:
+    problems = []
+    for check in entry.get("register_checks", []):
+        if "hash_values" in check:
+            for option, allowed in check["hash_values"].items():
+                for key, kind in (attrs.get(option) or {}).items():
+                    if kind not in allowed:
+                        problems.append(f"{option}: {key} => {kind!r} is not one of {allowed}")
+        if "min_items" in check:
+            for option, count in check["min_items"].items():
+                if option in attrs and len(attrs[option]) < count:
+                    problems.append(f"{option} needs at least {count} items")
+        if "exactly_one_of" in check:
+            present = [o for o in check["exactly_one_of"] if o in attrs]
+            if len(present) != 1:
+                problems.append(f"exactly one of {check['exactly_one_of']} is needed")
+        when = check.get("when", {})
+        if when and all(attrs.get(k) in v for k, v in when.items()):
+            if "requires" in check and check["requires"] not in attrs:
+                problems.append(f"{check['requires']} is required with {when}")
+            for option, wanted in check.get("requires_value", {}).items():
+                if attrs.get(option, wanted) != wanted:
+                    problems.append(f"{option} must be {wanted!r} with {when}")
+    return problems
+
+
+def option_problems(plugins: list[Plugin], table: dict | None = None) -> list[str]:
+    """One line per problem Logstash would refuse: `<section>/<name> <id>: ...`."""
+    table = table or option_table()
+    problems = []
+    for plugin in plugins:
+        where = f"{plugin.section}/{plugin.name} {plugin.attrs.get('id', '(no id)')}"
+        declared = declared_options(table, plugin)
+        if declared is None:
+            problems.append(f"{where}: plugin not in {OPTION_TABLE_PATH.name}")
+            continue
+        for name, value in plugin.attrs.items():
+            spec = declared.get(name)
+            if spec is None:
+                problems.append(f"{where}: unknown option {name!r}")
+                continue
+            if spec.get("obsolete"):
+                problems.append(f"{where}: {name!r} is obsolete ({spec['obsolete']})")
+            values = value if spec.get("list") and isinstance(value, list) else [value]
+            for one in values:
+                try:
+                    check_value(one, spec["validate"], table)
+                except ValueError as error:
+                    problems.append(f"{where}: {name} => {value!r}: {error}")
+        for name, spec in declared.items():
+            if spec.get("required") and name not in plugin.attrs:
+                problems.append(f"{where}: required option {name!r} missing")
+        entry = table["plugins"][f"{plugin.section}/{plugin.name}"]
+        problems += [f"{where}: {p}" for p in _register_problems(entry, plugin.attrs)]
+    return problems
+
+
+def setting_problems(
+    settings: dict, table: dict | None = None, pipeline: bool = False
+) -> list[str]:
+    """pipelines.yml entries (pipeline=True: only PIPELINE_SETTINGS_WHITE_LIST keys) and
+    logstash.yml, against the settings Logstash registers."""
+    table = table or option_table()
+    types = table["settings"]["types"]
+    problems = []
+    for name, value in settings.items():
+        if pipeline and name not in table["settings"]["pipeline"]:
+            problems.append(f"{name}: not a pipeline setting (pipelines.yml refuses it)")
+            continue
+        kind = types.get(name)
+        if kind is None:
+            problems.append(f"{name}: not a Logstash setting")
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        ok = {
+            "boolean": text in ("true", "false"),
+            "positive_integer": text.isdigit() and int(text) > 0,
+            "numeric": bool(_NUMBER.fullmatch(text)),
+            "bytes": bool(re.fullmatch(r"\d+(b|kb|mb|gb|tb|pb)?", text.lower())),
+            "enum": text in kind.get("values", []),
+            "string": isinstance(value, str),
+            "path": isinstance(value, str) and value.startswith("/"),
+            "port_range": bool(re.fullmatch(r"\d+(-\d+)?", text)),
+            "time_value": bool(re.fullmatch(r"-?\d+(nanos|micros|ms|s|m|h|d)?", text)),
+        }[kind["type"]]
+        if not ok:
+            problems.append(f"{name}: {value!r} is not a valid {kind['type']}")
+    return problems

@@ -26,6 +26,7 @@ from fin_assets_tests.logstash_conf import (
     by_id,
     env_default,
     find,
+    friendly_duration_seconds,
     parse,
     pipeline_files,
     pipeline_plugins,
@@ -90,13 +91,6 @@ def test_plugin_ids_are_unique_across_pipelines():
     assert None not in ids and len(ids) == len(set(ids)), "every plugin has a unique id"
 
 
-def friendly_seconds(duration: str) -> float:
-    """logstash-input-file's FriendlyDurations for the units we use ("1 minute", "2 hours")."""
-    number, unit = duration.split()
-    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit.removesuffix("s")]
-    return float(number) * seconds
-
-
 def test_csv_input_rereads_the_file_replaced_at_its_path(plugins):
     """Defect 4: read mode never reads the next day's CSV. Tail mode does (rotation handling),
     from its first byte, and the sincedb forgets old inodes before they can be recycled."""
@@ -109,7 +103,7 @@ def test_csv_input_rereads_the_file_replaced_at_its_path(plugins):
     assert env_default(attrs["sincedb_path"]).startswith("/usr/share/logstash/data/")
     # Shorter than the time between two batch runs (at least minutes apart) and than the
     # default 1 hour close_older: a stale record of a recycled inode is gone before a rewrite.
-    assert friendly_seconds(attrs["sincedb_clean_after"]) <= 300
+    assert friendly_duration_seconds(attrs["sincedb_clean_after"], "days") <= 300
     assert not {"stat_interval", "close_older", "ignore_older"} & set(attrs), "defaults apply"
 
 
