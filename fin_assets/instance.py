@@ -22,6 +22,14 @@ INSTANCE_CONFIG = """\
 concurrency:
   pools:
     default_limit: 1
+  # One simulator run per shard (transaction_simulator_job's fin_assets/shard tag): a second
+  # launch of a shard, from the sensor or the launchpad, waits QUEUED until the first ends.
+  runs:
+    tag_concurrency_limits:
+      - key: fin_assets/shard
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 30
