@@ -12,14 +12,14 @@ from fin_assets.alpha_vantage.stand_in import daily_series_body
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 
-def run_cli(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("ALPHAVANTAGE_", "FIN_"))
     }
     environment.pop("DAGSTER_HOME", None)
     environment.update(FIN_DATA_DIR=str(tmp_path / "data"), **env)
     return subprocess.run(
-        [sys.executable, "-m", "fin_assets.cli", "batch"],
+        [sys.executable, "-m", "fin_assets.cli", "batch", *args],
         env=environment,
         capture_output=True,
         text=True,
@@ -101,3 +101,30 @@ def test_dagster_asset_materialize_runs_the_same_assets(tmp_path, stand_in):
     assert "RUN_SUCCESS" in done.stderr
     assert len(pd.read_csv(tmp_path / "data" / "Datos_financieros.csv")) == 100
     assert SECRET_KEY not in done.stdout + done.stderr
+
+
+def test_a_symbol_outside_fin_symbols_is_refused_before_any_fetch(tmp_path, stand_in):
+    environment = {
+        "ALPHAVANTAGE_API_KEY": SECRET_KEY,
+        "ALPHAVANTAGE_BASE_URL": stand_in.url,
+        "FIN_SYMBOLS": "TSLA,IBM",
+    }
+    refused = run_cli(tmp_path, "--symbols", "AAPL", **environment)
+    assert refused.returncode == 2
+    assert "AAPL" in refused.stderr and "FIN_SYMBOLS" in refused.stderr
+    assert stand_in.state.requests == []  # never fetched, so never dropped
+    assert not (tmp_path / "data" / "raw" / "AAPL").exists()
+
+    done = run_cli(tmp_path, "--symbols", "ibm", **environment)  # a partition of its own
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["symbol"] for r in stand_in.state.requests] == ["IBM"]
+    assert set(pd.read_csv(tmp_path / "data" / "Datos_financieros.csv")["simbolo"]) == {"IBM"}
+
+
+def test_a_symbol_that_could_be_a_path_is_refused_naming_it(tmp_path):
+    done = run_cli(tmp_path, FIN_SYMBOLS="TSLA,../../X")
+    assert done.returncode == 2
+    assert "'../../X'" in done.stderr and "FIN_SYMBOLS" in done.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # nothing written anywhere
+    done = run_cli(tmp_path, "--symbols", "a/b", FIN_SYMBOLS="TSLA")
+    assert done.returncode == 2 and "'a/b'" in done.stderr

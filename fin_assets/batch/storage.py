@@ -115,7 +115,7 @@ class HistoryStore:
     def load(self, symbol: str) -> pd.DataFrame | None:
         """The stored history, None when there is none yet; `StoredFileError` if unreadable."""
         path = self.path(symbol)
-        return read_price_file(path, symbol) if path.exists() else None
+        return read_price_file(path, validate_symbol(symbol)) if path.exists() else None
 
     def save(self, symbol: str, frame: pd.DataFrame) -> bool:
         return prices.write_atomically(self.path(symbol), prices.to_csv_text(frame))

@@ -60,6 +60,11 @@ def configured_symbols() -> list[str]:
     try:
         return symbols.parse_symbols(os.environ.get("FIN_SYMBOLS") or config.DEFAULT_SYMBOLS)
     except symbols.InvalidSymbolError as error:
-        raise symbols.InvalidSymbolError(
-            [(f"FIN_SYMBOLS: {raw}", reason) for raw, reason in error.problems]
-        ) from None
+        raise InvalidSymbolSetting(error.problems) from None
+
+
+class InvalidSymbolSetting(symbols.InvalidSymbolError):
+    """An invalid symbol in FIN_SYMBOLS; the message says where it came from."""
+
+    def __str__(self) -> str:
+        return f"FIN_SYMBOLS: {super().__str__()}"
