@@ -3,6 +3,7 @@ the CSV contract, the event schema and the index templates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -299,3 +300,27 @@ def test_simulator_events_fit_the_pipeline_and_template():
         assert set(doc) <= set(properties), set(doc) - set(properties)
         seen_types.add(doc["event_type"])
     assert seen_types == set(mirror.EVENT_TYPE_TAGS)
+
+
+def test_dashboard_charts_batch_rows_at_their_one_time():
+    """The Kibana data view and every chart of finanzas_batch use the time the pipeline gives a
+    row: fecha, the same instant as @timestamp (the trading day's market midnight)."""
+    path = REPO / "docker" / "kibana" / "dashboard.ndjson"
+    objects = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    (data_view,) = [
+        o for o in objects
+        if o["type"] == "index-pattern" and o["attributes"]["title"] == config.BATCH_INDEX
+    ]  # fmt: skip
+    time_field = data_view["attributes"]["timeFieldName"]
+    _, doc = mirror.batch_document("2026-10-05,TSLA,1,2,0.5,1.5,10\n")
+    assert doc[time_field] == doc["@timestamp"] == mirror.market_midnight(dt.date(2026, 10, 5))
+    charts = [
+        json.loads(o["attributes"]["visState"])["params"]
+        for o in objects
+        if o["type"] == "visualization"
+    ]
+    batch_charts = [c for c in charts if c.get("index_pattern") == config.BATCH_INDEX]
+    assert batch_charts, "the dashboard charts the batch index"
+    assert {c["time_field"] for c in batch_charts} == {time_field}
+    properties = template_properties(config.BATCH_INDEX)
+    assert properties[time_field]["type"] == "date"
