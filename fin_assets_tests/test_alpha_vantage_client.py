@@ -23,7 +23,9 @@ def client_for(url: str, **overrides) -> AlphaVantageClient:
         base_url=url,
         min_interval_seconds=0.0,
         backoff_seconds=0.01,
-        timeout_seconds=2.0,
+        # generous: the stand-in builds a symbol's synthetic history on its first request,
+        # which takes seconds on a loaded machine (the timeout tests set their own)
+        timeout_seconds=10.0,
         pacer=RequestPacer(),
     )
     options.update(overrides)
