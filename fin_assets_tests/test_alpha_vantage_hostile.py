@@ -16,6 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from fin_assets.alpha_vantage.client import AlphaVantageClient, parse_retry_after, same_origin
 from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause
@@ -200,6 +201,22 @@ def test_a_server_dribbling_bytes_hits_the_overall_deadline(respond):
     assert error.cause is FailureCause.TIMEOUT
     assert "within 1 s" in str(error)
     assert 0.9 <= elapsed < 6.0, elapsed
+
+
+def test_the_deadline_also_holds_through_an_http_proxy():
+    # The dribbling server plays a forward proxy (HTTP_PROXY): requests reach it as
+    # absolute-URI GETs, and it answers as slowly as the server above.
+    with LocalHTTPServer(slow_body) as proxy:
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies = {"http": proxy.origin}
+        started = time.monotonic()
+        error = fetch_failure(
+            client_for("http://api.invalid/query", session=session, deadline_seconds=1.0)
+        )
+        elapsed = time.monotonic() - started
+    assert proxy.paths and proxy.paths[0].startswith("http://api.invalid/query?")
+    assert error.cause is FailureCause.TIMEOUT and 0.9 <= elapsed < 6.0, elapsed
 
 
 # --- size limit -----------------------------------------------------------------------------
