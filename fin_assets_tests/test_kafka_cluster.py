@@ -1,0 +1,175 @@
+"""Broker failover for real: a 3-node KRaft cluster on loopback (scripts/kafka.sh
+cluster-start), a topic with replication factor 3 and min.insync.replicas=2, and the
+simulator producing while a node is SIGKILLed: first the partition's leader, then the active
+controller. No acknowledged event may be lost and none duplicated (read back by event_id).
+
+One cluster for the session (kafka_fixtures.kafka_cluster); a killed node is restarted
+before the next test by `healthy_cluster`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from fin_assets.resources.kafka import KafkaProducerResource
+from fin_assets.resources.settings import PipelineSettings
+from fin_assets.simulator.runner import Simulator
+from fin_assets.simulator.session import build_simulator
+from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets_tests.kafka_fixtures import LocalCluster, group_alive, read_topic, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
+
+RATE_PER_S = 40
+# Acknowledgements to see before the kill, and after it: the second proves the failover.
+ACKS_BEFORE_KILL = 40
+ACKS_AFTER_KILL = 120
+
+
+def admin_of(cluster: LocalCluster) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers, request_timeout_ms=5000)
+
+
+def partition_state(cluster: LocalCluster, topic: str) -> dict:
+    admin = admin_of(cluster)
+    try:
+        (described,) = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    (partition,) = described["partitions"]
+    return partition
+
+
+def active_controller(cluster: LocalCluster) -> int | None:
+    """The KRaft quorum's leader: the node whose controller is active (DescribeQuorum)."""
+    try:
+        admin = admin_of(cluster)
+        try:
+            quorum = admin.describe_metadata_quorum()
+        finally:
+            admin.close()
+    except Exception:  # no controller elected yet: the request fails or times out
+        return None
+    leader = quorum["topics"][0]["partitions"][0]["leader_id"]
+    return leader if leader >= 0 else None
+
+
+@pytest.fixture
+def healthy_cluster(kafka_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Every node running before the test (a previous test may have killed one)."""
+    for node in range(1, kafka_cluster.nodes + 1):
+        if not group_alive(kafka_cluster.node_pid(node)):
+            kafka_cluster.start_node(node)
+    yield kafka_cluster
+
+
+def create_replicated_topic(cluster: LocalCluster, topic: str) -> None:
+    """One partition (so "the leader" is one node), on all three nodes, two in sync needed."""
+    admin = admin_of(cluster)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})]
+        )
+    finally:
+        admin.close()
+    wait_for(
+        lambda: len(partition_state(cluster, topic)["isr_nodes"]) == 3,
+        60,
+        "all three replicas in sync",
+    )
+
+
+@contextmanager
+def running_simulator(cluster: LocalCluster, tmp_path: Path, topic: str, run_id: str):
+    """The simulator producing in a thread; stopped on the way out, whatever happened."""
+    settings = PipelineSettings(data_dir=str(tmp_path / "data"), symbols="TSLA")
+    kafka = KafkaProducerResource(
+        bootstrap_servers=cluster.bootstrap_servers,
+        topic=topic,
+        partitions=1,
+        replication_factor=3,
+    )
+    simulator = build_simulator(
+        settings, kafka, run_id=run_id, rate_per_s=RATE_PER_S, duration_s=300, seed=8
+    )
+    thread = threading.Thread(target=simulator.run, daemon=True)
+    thread.start()
+    try:
+        yield simulator, thread, settings
+    finally:
+        simulator.stop.set()
+        thread.join(timeout=120)
+
+
+def acknowledged(simulator: Simulator) -> int:
+    return simulator.delivery.counts.acknowledged
+
+
+def finish_and_check(
+    cluster: LocalCluster, simulator: Simulator, thread: threading.Thread, settings, topic: str
+) -> None:
+    simulator.stop.set()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the simulator did not finish"
+    summary = simulator.summary
+    assert summary.generated > ACKS_BEFORE_KILL + ACKS_AFTER_KILL
+    # Every event acknowledged: the kill cost retries, not events.
+    assert summary.acknowledged == summary.generated, summary.describe()
+    topic_ids = [e["event_id"] for _, _, e in read_topic(cluster.bootstrap_servers, topic, 60)]
+    logged = read_event_ids(settings.transactions_log_path)
+    assert len(topic_ids) == len(set(topic_ids)), "an event_id is duplicated in the topic"
+    assert sorted(topic_ids) == sorted(logged), "the topic and the transactions log differ"
+
+
+def test_partition_leader_sigkill_loses_and_duplicates_nothing(
+    tmp_path, healthy_cluster: LocalCluster, unique_topic
+):
+    cluster = healthy_cluster
+    create_replicated_topic(cluster, unique_topic)
+    with running_simulator(cluster, tmp_path, unique_topic, "it-leader") as running:
+        simulator, thread, settings = running
+        wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
+
+        leader = partition_state(cluster, unique_topic)["leader_id"]
+        cluster.kill_node(leader)
+        acked_at_kill = acknowledged(simulator)
+        wait_for(
+            lambda: acknowledged(simulator) >= acked_at_kill + ACKS_AFTER_KILL,
+            120,
+            f"acknowledgements after SIGKILL of leader node {leader}",
+        )
+        assert partition_state(cluster, unique_topic)["leader_id"] not in (leader, -1)
+        finish_and_check(cluster, simulator, thread, settings, unique_topic)
+
+
+def test_active_controller_sigkill_loses_and_duplicates_nothing(
+    tmp_path, healthy_cluster: LocalCluster, unique_topic
+):
+    cluster = healthy_cluster
+    create_replicated_topic(cluster, unique_topic)
+    with running_simulator(cluster, tmp_path, unique_topic, "it-controller") as running:
+        simulator, thread, settings = running
+        wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
+
+        controller = active_controller(cluster)
+        assert controller is not None
+        cluster.kill_node(controller)
+        acked_at_kill = acknowledged(simulator)
+        wait_for(
+            lambda: active_controller(cluster) not in (None, controller),
+            60,
+            f"a new active controller after SIGKILL of node {controller}",
+        )
+        wait_for(
+            lambda: acknowledged(simulator) >= acked_at_kill + ACKS_AFTER_KILL,
+            120,
+            f"acknowledgements after SIGKILL of controller node {controller}",
+        )
+        finish_and_check(cluster, simulator, thread, settings, unique_topic)
