@@ -74,9 +74,13 @@ class _Sessions:
 
 
 def suffix_of(symbol: str) -> str:
-    """`TSCO.LON` -> `LON`; `TSLA`, `BRK.B` (a US share class) -> `""`."""
+    """`TSCO.LON` -> `LON`; `TSLA`, `BRK.B` (a one-letter US share class) -> `""`.
+
+    Any longer suffix names an exchange; one not in the table gets the weekdays fallback and
+    its note, rather than silently the US calendar (`SAP.DE` is a Yahoo spelling, not ours).
+    """
     head, dot, tail = symbol.strip().upper().rpartition(".")
-    if not dot or not head or len(tail) <= 2:
+    if not dot or not head or len(tail) == 1:
         return US_SUFFIX
     return tail
 

@@ -45,6 +45,7 @@ def test_every_mapped_calendar_exists_with_its_timezone(suffix):
         ("GPV.TRV", Exchange("TRV", "XTSX", "America/Toronto")),
         ("000002.SHZ", Exchange("SHZ", "XSHG", "Asia/Shanghai")),
         ("X.ZZZ", Exchange("ZZZ", None, "America/New_York")),
+        ("SAP.DE", Exchange("DE", None, "America/New_York")),  # Yahoo's spelling: unknown
     ],
 )
 def test_suffix_maps_to_exchange(symbol, exchange):
