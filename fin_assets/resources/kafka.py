@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import dagster as dg
@@ -18,6 +19,10 @@ from kafka.errors import TopicAlreadyExistsError
 from pydantic import Field
 
 from fin_assets import config
+from fin_assets.resources.kafka_security import (
+    check_security_settings,
+    named_bootstrap_failures,
+)
 
 
 class KafkaProducerResource(dg.ConfigurableResource):
@@ -40,7 +45,7 @@ class KafkaProducerResource(dg.ConfigurableResource):
     )
     sasl_username: str | None = Field(default=None, description="Set it through an EnvVar.")
     sasl_password: str | None = Field(
-        default=None, description="Set it only through an EnvVar; never logged."
+        default=None, description="Set it only through an EnvVar; never logged.", repr=False
     )
     ssl_cafile: str | None = Field(default=None, description="CA bundle to verify the brokers.")
     linger_ms: int = Field(default=5, description="How long to wait to fill a batch.")
@@ -60,6 +65,13 @@ class KafkaProducerResource(dg.ConfigurableResource):
     )
 
     def _connection_config(self) -> dict[str, Any]:
+        check_security_settings(
+            self.security_protocol,
+            self.sasl_mechanism,
+            self.sasl_username,
+            self.sasl_password,
+            self.ssl_cafile,
+        )
         settings: dict[str, Any] = {
             "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s],
             "security_protocol": self.security_protocol,
@@ -98,7 +110,8 @@ class KafkaProducerResource(dg.ConfigurableResource):
 
     def ensure_topic(self) -> bool:
         """Creates the topic when missing; True when this call created it."""
-        admin = KafkaAdminClient(**self._connection_config())
+        with self._named_bootstrap_failures():
+            admin = KafkaAdminClient(**self._connection_config())
         try:
             if self.topic in admin.list_topics():
                 return False
@@ -119,7 +132,14 @@ class KafkaProducerResource(dg.ConfigurableResource):
         """Topic ensured, then a producer that can re-create it: what the simulator's
         background connector calls."""
         self.ensure_topic()
-        return TopicKeepingProducer(self.ensure_topic, **self.producer_config())
+        with self._named_bootstrap_failures():
+            return TopicKeepingProducer(self.ensure_topic, **self.producer_config())
+
+    def _named_bootstrap_failures(self) -> AbstractContextManager[None]:
+        """A refused password or an untrusted certificate named, not a bare timeout."""
+        return named_bootstrap_failures(
+            self.bootstrap_servers, self.security_protocol, self.sasl_mechanism, self.sasl_username
+        )
 
 
 class TopicKeepingProducer(KafkaProducer):

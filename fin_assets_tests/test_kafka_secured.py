@@ -1,0 +1,239 @@
+"""The simulator against a real secured Kafka broker: SASL_SSL with SCRAM-SHA-512, and SSL.
+
+The broker (kafka_fixtures.secured_kafka) is a real Apache Kafka 4.4 with a TLS certificate
+made by openssl for this session and a SCRAM user added at format time; its random password
+only travels through 0600 files and environment variables, and must show up nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fin_assets.resources.kafka import KafkaProducerResource
+from fin_assets.resources.kafka_security import (
+    KafkaAuthenticationError,
+    KafkaSecurityConfigError,
+    check_security_settings,
+)
+from fin_assets.resources.settings import PipelineSettings
+from fin_assets.simulator.session import build_simulator
+from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets_tests.kafka_fixtures import (
+    SecuredKafka,
+    make_test_certificates,
+    read_topic,
+    wait_for,
+)
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings_in(folder: Path) -> PipelineSettings:
+    return PipelineSettings(data_dir=str(folder / "data"), symbols="TSLA,IBM")
+
+
+def assert_read_back_equals_log(
+    secured: SecuredKafka, bootstrap: str, topic: str, log: Path, client: dict
+) -> int:
+    """A real consumer over the secured listener reads exactly the logged event_ids, once."""
+    topic_ids = [event["event_id"] for _, _, event in read_topic(bootstrap, topic, **client)]
+    logged = read_event_ids(log)
+    assert logged, "the simulator logged nothing"
+    assert len(topic_ids) == len(set(topic_ids)), "duplicated event_id in the topic"
+    assert sorted(topic_ids) == sorted(logged)
+    return len(logged)
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def process_command_lines() -> str:
+    """What `ps` shows of every process: the arguments, never the environment."""
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_simulator_job_over_sasl_ssl_scram_delivers_every_logged_event(
+    tmp_path, secured_kafka: SecuredKafka, unique_topic
+):
+    """The user's path: `fin-assets simulator-job` with the KAFKA_* variables, through
+    Dagster's EnvVar resources; the password is in the environment only."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "FIN_DATA_DIR": str(tmp_path / "data"),
+        "FIN_SYMBOLS": "TSLA,IBM",
+        "KAFKA_BOOTSTRAP_SERVERS": secured_kafka.sasl_ssl_bootstrap,
+        "FIN_KAFKA_TOPIC": unique_topic,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": secured_kafka.username,
+        "KAFKA_SASL_PASSWORD": secured_kafka.password,
+        "KAFKA_SSL_CAFILE": secured_kafka.cafile,
+    }
+    (tmp_path / "dagster_home").mkdir()
+    command = [sys.executable, "-m", "fin_assets.cli", "simulator-job", "--duration", "4"]
+    command += ["--rate", "25", "--seed", "5"]
+    job = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    seen_by_ps = []
+    while job.poll() is None:
+        seen_by_ps.append(process_command_lines())
+        time.sleep(0.5)
+    output = job.communicate(timeout=120)[0].decode(errors="replace")
+    assert job.returncode == 0, output
+
+    delivered = assert_read_back_equals_log(
+        secured_kafka,
+        secured_kafka.sasl_ssl_bootstrap,
+        unique_topic,
+        tmp_path / "data" / "logs_transacciones.log",
+        secured_kafka.sasl_client_config(),
+    )
+    assert delivered >= 50
+    password = secured_kafka.password
+    assert password not in output
+    assert not any(password in lines for lines in seen_by_ps)
+    assert not files_containing(tmp_path, password)  # the Dagster instance, logs, data
+    broker_cmdline = Path(f"/proc/{secured_kafka.broker_pid}/cmdline").read_bytes()
+    assert password.encode() not in broker_cmdline
+    # On the broker's side the password is only in the format step's 0600 argfile, deleted.
+    assert not files_containing(secured_kafka.state_dir, password)
+
+
+def test_simulator_over_ssl_delivers_every_logged_event(
+    tmp_path, secured_kafka: SecuredKafka, unique_topic
+):
+    settings = settings_in(tmp_path)
+    kafka = KafkaProducerResource(
+        bootstrap_servers=secured_kafka.ssl_bootstrap,
+        topic=unique_topic,
+        security_protocol="SSL",
+        ssl_cafile=secured_kafka.cafile,
+    )
+    summary = build_simulator(
+        settings, kafka, run_id="it-ssl", rate_per_s=200, duration_s=2, seed=3
+    ).run()
+    assert summary.generated >= 100
+    assert summary.acknowledged == summary.generated, summary.describe()
+    assert_read_back_equals_log(
+        secured_kafka,
+        secured_kafka.ssl_bootstrap,
+        unique_topic,
+        settings.transactions_log_path,
+        secured_kafka.ssl_client_config(),
+    )
+
+
+def test_wrong_password_is_named_and_nothing_counts_as_sent(
+    tmp_path, secured_kafka: SecuredKafka, unique_topic, capfd
+):
+    wrong = "not-" + secured_kafka.password
+    settings = settings_in(tmp_path)
+    kafka = KafkaProducerResource(
+        bootstrap_servers=secured_kafka.sasl_ssl_bootstrap,
+        topic=unique_topic,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=secured_kafka.username,
+        sasl_password=wrong,
+        ssl_cafile=secured_kafka.cafile,
+        # Long enough for TLS + SCRAM on a loaded machine, short enough for a quick verdict.
+        bootstrap_timeout_ms=6000,
+    )
+    lines: list[str] = []
+    simulator = build_simulator(
+        settings,
+        kafka,
+        run_id="it-wrong-password",
+        rate_per_s=20,
+        duration_s=120,
+        seed=1,
+        log=lambda level, text: lines.append(f"{level} {text}"),
+    )
+    worker = threading.Thread(target=simulator.run, daemon=True)
+    worker.start()
+    wait_for(lambda: any("refused the SASL" in line for line in lines), 60, "the refusal")
+    simulator.stop.set()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    summary = simulator.summary
+    # Every event is in the transactions log, and counted unsent: none is claimed delivered.
+    logged = read_event_ids(settings.transactions_log_path)
+    assert summary.generated == len(logged) > 0
+    assert summary.acknowledged == 0 and summary.failed == 0
+    assert summary.unsent + summary.dropped == summary.generated
+    message = summary.last_error or ""
+    assert message.startswith(KafkaAuthenticationError.__name__), message
+    assert "refused the SASL SCRAM-SHA-512 credentials" in message
+    assert secured_kafka.username in message and "KAFKA_SASL_PASSWORD" in message
+    assert secured_kafka.sasl_ssl_bootstrap in message
+    assert any("refused the SASL" in line for line in lines)
+
+    client = secured_kafka.sasl_client_config()
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=secured_kafka.sasl_ssl_bootstrap, **client)
+    try:
+        assert unique_topic not in admin.list_topics()  # nothing reached the broker
+    finally:
+        admin.close()
+
+    captured = capfd.readouterr()
+    everything = "\n".join([message, summary.last_error or "", *lines, captured.out, captured.err])
+    assert wrong not in everything and secured_kafka.password not in everything
+    assert not files_containing(tmp_path, wrong)
+
+
+def test_untrusted_broker_certificate_is_named(tmp_path, secured_kafka: SecuredKafka):
+    other_ca, _ = make_test_certificates(tmp_path / "other-ca")
+    kafka = KafkaProducerResource(
+        bootstrap_servers=secured_kafka.ssl_bootstrap,
+        security_protocol="SSL",
+        ssl_cafile=str(other_ca),
+        bootstrap_timeout_ms=6000,
+    )
+    with pytest.raises(Exception, match="TLS certificate is not trusted.*KAFKA_SSL_CAFILE"):
+        kafka.ensure_topic()
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (("SASL_SSLX", None, None, None, None), "KAFKA_SECURITY_PROTOCOL='SASL_SSLX'"),
+        (("SASL_SSL", "SCRAM-SHA-1", "u", "p", None), "KAFKA_SASL_MECHANISM='SCRAM-SHA-1'"),
+        (("SASL_SSL", "SCRAM-SHA-512", "u", None, None), "KAFKA_SASL_PASSWORD must be set"),
+        (("SASL_SSL", "PLAIN", None, None, None), "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+        (("PLAINTEXT", "SCRAM-SHA-512", "u", "p", None), "KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
+        (("SSL", None, None, None, "/nonexistent/ca.crt"), "KAFKA_SSL_CAFILE=/nonexistent"),
+        (("PLAINTEXT", None, None, None, "/etc/hostname"), "does not use TLS"),
+    ],
+)
+def test_unusable_security_settings_name_the_variable(settings, named):
+    with pytest.raises(KafkaSecurityConfigError, match=named.replace("(", r"\(")) as error:
+        check_security_settings(*settings)
+    assert "'p'" not in str(error.value)  # a password is never quoted back
+
+
+def test_password_stays_out_of_describe_and_repr():
+    kafka = KafkaProducerResource(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="fin_simulator",
+        sasl_password="hunter2-secret",
+        ssl_cafile="/etc/hostname",
+    )
+    assert "hunter2-secret" not in kafka.describe()
+    assert "hunter2-secret" not in repr(kafka)
+    assert "fin_simulator" in kafka.describe()
