@@ -5,4 +5,6 @@ pytest_plugins: list[str] = [
     "fin_assets_tests.elasticsearch_fixtures",
     "fin_assets_tests.ui_fixtures",
     "fin_assets_tests.kafka_fixtures",
+    "fin_assets_tests.postgres_fixtures",
+    "fin_assets_tests.dagster_stack_fixtures",
 ]

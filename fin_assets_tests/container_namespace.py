@@ -1,0 +1,202 @@
+"""Containers without a Docker engine: a private mount and network namespace (root only) in
+which a compose service's processes run at their container paths.
+
+- `/opt` is a fresh tmpfs inside the namespace, so the image's files and the compose volumes
+  can be bind-mounted at their container paths (`/opt/dagster/...`) without touching the host.
+- The namespace has its own loopback: fixed ports (5432, 3000, 9092) are free, and
+  `/etc/hosts` maps every compose service name to 127.0.0.1, as if all containers shared one
+  host. Nothing outside the namespace changes.
+- The test talks to the services from a thread that joined the namespace's network
+  (`NamespaceClient`): sockets opened there reach the namespace's loopback.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+CLONE_NEWNET = 0x40000000
+
+# Runs in the new namespaces: loopback up, a private /opt, the hosts file, then holds them open.
+HOLDER_SCRIPT = """
+set -euo pipefail
+ip link set lo up
+mount -t tmpfs -o mode=755,size=64m fin-stack-opt /opt
+mount --bind "$1" /etc/hosts
+echo ready
+exec sleep infinity
+"""
+
+
+def hosts_file_text(names: Iterable[str]) -> str:
+    return "127.0.0.1 localhost " + " ".join(sorted(set(names))) + "\n::1 localhost\n"
+
+
+def namespace_inode(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def pids_in_namespace(inode: str, exclude: Iterable[int] = ()) -> list[int]:
+    excluded = set(exclude)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in excluded and namespace_inode(int(entry)) == inode:
+            pids.append(int(entry))
+    return pids
+
+
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """SIGTERM the process's group, then SIGKILL it after `timeout_s` (some servers, such as
+    `dagster code-server start`, ignore SIGTERM)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=timeout_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if process.poll() is None:
+        process.wait(timeout=timeout_s)
+
+
+class PrivateNamespace:
+    """`unshare --mount --net` held open by a sleeping process; `command()` enters it."""
+
+    def __init__(self, work_dir: Path, host_names: Iterable[str]) -> None:
+        self.work_dir = work_dir
+        self.host_names = list(host_names)
+        self.holder: subprocess.Popen | None = None
+        self.inode: str | None = None
+        self._services: list[subprocess.Popen] = []
+
+    @property
+    def pid(self) -> int:
+        assert self.holder is not None, "namespace not started"
+        return self.holder.pid
+
+    def start(self) -> PrivateNamespace:
+        if os.geteuid() != 0:
+            raise RuntimeError("a private mount namespace needs root (unshare -m -n)")
+        hosts = self.work_dir / "hosts"
+        hosts.write_text(hosts_file_text(self.host_names))
+        self.holder = subprocess.Popen(
+            ["unshare", "--mount", "--net", "--propagation", "private", "--", "bash", "-c",
+             HOLDER_SCRIPT, "fin-stack-namespace", str(hosts)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )  # fmt: skip
+        line = self.holder.stdout.readline()  # the holder prints "ready" or exits
+        if line.strip() != "ready":
+            self.holder.kill()
+            raise RuntimeError(f"namespace holder failed: {self.holder.stderr.read()}")
+        self.inode = namespace_inode(self.holder.pid)
+        return self
+
+    def command(self, argv: list[str]) -> list[str]:
+        return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--", *argv]
+
+    def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 120.0,
+            check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        # cwd is applied inside the namespace (a container path may only exist there).
+        inner = ["env", "-C", cwd, *argv] if cwd else argv
+        result = subprocess.run(
+            self.command(inner), env=env, capture_output=True, text=True, timeout=timeout,
+            check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"{argv[0]} failed in the namespace (exit {result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def bind(self, source: Path, target: str, read_only: bool = False) -> None:
+        """Bind-mount a host file or folder at a container path under /opt."""
+        if not target.startswith("/opt/"):
+            raise ValueError(f"{target}: only paths under /opt can be created in the namespace")
+        make = ["mkdir", "-p", target] if source.is_dir() else ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "_", target]  # noqa: E501
+        self.run(make)
+        self.run(["mount", "--bind", str(source), target])
+        if read_only:
+            self.run(["mount", "-o", "remount,bind,ro", target])
+
+    def popen(self, argv: list[str], env: dict[str, str], log_path: Path,
+              cwd: str | None = None) -> subprocess.Popen:  # fmt: skip
+        """A service in its own process group, output to `log_path`."""
+        inner = ["env", "-C", cwd, *argv] if cwd else argv
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                self.command(inner), env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self._services.append(process)
+        return process
+
+    def stop_services(self, timeout_s: float = 15.0) -> None:
+        """The services started with `popen`, in reverse start order (TERM, then KILL)."""
+        while self._services:
+            stop_process_group(self._services.pop(), timeout_s)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """The services, then whatever else still lives in the namespace (run workers that a
+        server spawned in their own sessions), by PID, then the holder."""
+        self.stop_services(timeout_s)
+        leftovers = pids_in_namespace(self.inode, exclude=[self.pid]) if self.inode else []
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in leftovers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + timeout_s
+            while leftovers and time.monotonic() < deadline:
+                leftovers = [p for p in leftovers if namespace_inode(p) == self.inode]
+                time.sleep(0.2)
+            if not leftovers:
+                break
+        if self.holder is not None and self.holder.poll() is None:
+            stop_process_group(self.holder, timeout_s)
+
+
+def _join_network_namespace(pid: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns into the network namespace of {pid}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+class NamespaceClient:
+    """One worker thread inside the namespace's network: `call(f, ...)` runs `f` there, so the
+    sockets it opens reach the namespace's 127.0.0.1 (setns applies to the calling thread only)."""
+
+    def __init__(self, namespace: PrivateNamespace) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="fin-stack-client",
+            initializer=_join_network_namespace,
+            initargs=(namespace.pid,),
+        )
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._executor.submit(function, *args, **kwargs).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
