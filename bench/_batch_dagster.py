@@ -1,4 +1,5 @@
-"""One measured run of the product's `daily_batch_job` (the child of bench_batch.py).
+"""One measured run of the product's `daily_batch_job` (the child of bench_batch.py): one run
+over every symbol partition (a single-run backfill's range), as the schedule starts it.
 
 The product's assets, checks and job, materialised with `execute_in_process` on a persistent
 (SQLite) instance in DAGSTER_HOME, as `fin-assets batch` does with DAGSTER_HOME set (or, with
@@ -25,13 +26,9 @@ from pathlib import Path  # noqa: E402
 import dagster as dg  # noqa: E402
 from _child_stats import peak_rss_mib  # noqa: E402
 
-from fin_assets.batch.assets import (  # noqa: E402
-    alpha_vantage_daily_raw,
-    daily_prices,
-    datos_financieros_csv,
-)
-from fin_assets.batch.checks import price_checks  # noqa: E402
-from fin_assets.batch.schedules import daily_batch_job  # noqa: E402
+from fin_assets.batch.definitions import build_defs  # noqa: E402
+from fin_assets.batch.partitions import range_tags  # noqa: E402
+from fin_assets.batch.schedules import JOB_NAME  # noqa: E402
 from fin_assets.instance import ensure_instance_config  # noqa: E402
 from fin_assets.resources.alpha_vantage import AlphaVantageResource  # noqa: E402
 from fin_assets.resources.settings import PipelineSettings  # noqa: E402
@@ -85,19 +82,20 @@ def main() -> int:
     if not args.ephemeral:
         ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
     resource_class = FullHistoryAlphaVantage if args.full else AlphaVantageResource
-    defs = dg.Definitions(
-        assets=[alpha_vantage_daily_raw, daily_prices, datos_financieros_csv],
-        asset_checks=price_checks,
-        jobs=[daily_batch_job],
-        resources={
-            "settings": PipelineSettings(data_dir=args.data_dir, symbols=args.symbols),
-            "alpha_vantage": resource_class(
-                api_key="bench", base_url=args.url, min_interval_seconds=0
-            ),
-        },
-        executor=dg.in_process_executor,
+    symbols = args.symbols.split(",")
+    defs = dg.Definitions.merge(
+        build_defs(
+            symbols,
+            {
+                "settings": PipelineSettings(data_dir=args.data_dir, symbols=args.symbols),
+                "alpha_vantage": resource_class(
+                    api_key="bench", base_url=args.url, min_interval_seconds=0
+                ),
+            },
+        ),
+        dg.Definitions(executor=dg.in_process_executor),
     )
-    job = defs.resolve_job_def("daily_batch_job")
+    job = defs.resolve_job_def(JOB_NAME)
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     t_defs = time.perf_counter()
     opened = dg.DagsterInstance.ephemeral() if args.ephemeral else dg.DagsterInstance.get()
@@ -109,8 +107,12 @@ def main() -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        # One run over every symbol partition, as the schedule starts it.
         result = job.execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
+            instance=instance,
+            run_config=run_config,
+            tags=range_tags(symbols[0], symbols[-1]),
+            raise_on_error=False,
         )
         if profiler:
             profiler.disable()
