@@ -158,7 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
         if scenario not in SCENARIOS:
             self._send(400, "text/plain", f"unknown scenario; one of {', '.join(SCENARIOS)}")
             return
-        self.server.queue(params.get("symbol", "*"), scenario, int(params.get("times", "1")))
+        times = params.get("times", "1")
+        if not (times.isascii() and times.isdigit() and int(times) <= 1000):
+            self._send(400, "text/plain", f"times={times[:20]!r} is not a count from 0 to 1000")
+            return
+        self.server.queue(params.get("symbol", "*"), scenario, int(times))
         self._send(200, "application/json", json.dumps({"queued": scenario}))
 
     def _query(self, params: dict[str, str]) -> None:
