@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import statistics
 import sys
 import uuid
 from pathlib import Path
@@ -74,7 +75,14 @@ KNOBS: dict[str, list[str]] = {
     ],
 }
 CODEC_MODULES = {"gzip": "gzip", "lz4": "lz4", "zstd": "zstandard", "snappy": "snappy"}
-METRICS = ("child.rate_per_s", "cpu_s", "peak_rss_mib", "wall_s", "child.seconds")
+METRICS = (
+    "child.rate_per_s",
+    "child.per_cpu_s",
+    "cpu_s",
+    "peak_rss_mib",
+    "wall_s",
+    "child.seconds",
+)
 
 
 def codec_available(flags: list[str]) -> bool:
@@ -94,6 +102,26 @@ def delete_topic(bootstrap: str, topic: str) -> None:
         log(f"could not delete {topic}: {exc}")
     finally:
         admin.close()
+
+
+def paired_ratios(runs: dict[str, list[dict]], numerator: str, denominator: str) -> dict:
+    """Per round, numerator / denominator for the rate and for records per CPU-second (the
+    two ran back to back in that round, so they saw about the same machine load)."""
+    result = {}
+    for metric in ("rate_per_s", "per_cpu_s"):
+        ratios = [
+            a["child"][metric] / b["child"][metric]
+            for a, b in zip(runs.get(numerator, []), runs.get(denominator, []), strict=False)
+            if (a.get("child") or {}).get(metric) and (b.get("child") or {}).get(metric)
+        ]
+        if ratios:
+            result[metric] = {
+                "median": statistics.median(ratios),
+                "min": min(ratios),
+                "max": max(ratios),
+                "per_round": ratios,
+            }
+    return result
 
 
 def run_one(args: argparse.Namespace, variant: str, flags: list[str]) -> dict:
@@ -153,7 +181,9 @@ def main() -> int:
             child = result["child"] or {}
             log(
                 f"{index + 1}/{len(plan)} {variant:12} {name:36} "
-                f"{child.get('rate_per_s', float('nan')):9.0f} msg/s cpu {result['cpu_s']:.1f} s"
+                f"{child.get('rate_per_s', float('nan')):9.0f} msg/s"
+                f" {child.get('per_cpu_s', float('nan')):9.0f} per CPU-s"
+                f" cpu {result['cpu_s']:.1f} s"
             )
     summary = {key: summarise(value, METRICS) for key, value in runs.items()}
     ratios = {}  # knob -> simulator / bare kafka-python with the same knob
@@ -169,12 +199,21 @@ def main() -> int:
             ratios[name] = rate["median"] / bare
         if bare_defaults and (variant, name) in {(v, n) for v, n, _ in BASELINE}:
             over_bare[key] = rate["median"] / bare_defaults["median"]
+    paired = {
+        f"{numerator} / {denominator}": paired_ratios(runs, numerator, denominator)
+        for numerator, denominator in (
+            ("sim/defaults", "kafka-python/defaults"),
+            ("sim/defaults", "confluent/defaults"),
+            ("kafka-python/defaults", "confluent/defaults"),
+        )
+    }
     payload.update(
         {
             "runs": runs,
             "summary": summary,
             "sim_over_kafka_python": ratios,
             "baseline_over_bare_kafka_python": over_bare,
+            "paired_ratios": paired,
         }
     )
     payload["load_at_end"] = load_average()
@@ -188,6 +227,12 @@ def main() -> int:
         log(f"sim / bare kafka-python, {name}: {ratio:.2f}")
     for key, ratio in over_bare.items():
         log(f"{key} / bare kafka-python defaults: {ratio:.2f}")
+    for pair, by_metric in paired.items():
+        for metric, stats in by_metric.items():
+            log(
+                f"paired per round, {pair}, {metric}: median {stats['median']:.2f}"
+                f" ({stats['min']:.2f}-{stats['max']:.2f})"
+            )
     return 0
 
 
