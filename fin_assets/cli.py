@@ -4,15 +4,14 @@
 - `fin-assets simulate`: the transaction simulator outside Dagster.
 - `fin-assets simulator-job`: the simulator job through Dagster for a bounded time.
 - `fin-assets stand-in`: serve the local Alpha Vantage stand-in.
-- `fin-assets dev`: `dagster dev`, with the stand-in when no API key is set.
+- `fin-assets dev`: `dagster dev`, with the stand-in when no API key is set; stopping it
+  (SIGTERM, Ctrl-C) stops everything it started, simulator runs included.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_dev(args: argparse.Namespace) -> int:
     from fin_assets.batch.cli import alpha_vantage_source
+    from fin_assets.dev import run_dagster_dev
     from fin_assets.instance import ensure_instance_config
 
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
@@ -47,20 +47,7 @@ def run_dev(args: argparse.Namespace) -> int:
     command += ["-h", args.host, "-p", str(args.port)]
     # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.
     with alpha_vantage_source():
-        # A parent started in the background hands down "ignore SIGINT", and dagster dev then
-        # ignores SIGINT and SIGTERM: give it default dispositions, and pass SIGTERM on.
-        ui = subprocess.Popen(command, preexec_fn=_default_stop_signals)
-        signal.signal(signal.SIGTERM, lambda *_: ui.send_signal(signal.SIGTERM))
-        try:
-            return ui.wait()
-        except KeyboardInterrupt:
-            ui.send_signal(signal.SIGINT)
-            return ui.wait()
-
-
-def _default_stop_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return run_dagster_dev(command, log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

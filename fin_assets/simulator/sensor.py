@@ -1,22 +1,40 @@
-"""transaction_simulator_sensor: keeps exactly one simulator run alive."""
+"""transaction_simulator_sensor: keeps exactly one simulator run alive per shard."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import dagster as dg
-from dagster import DagsterRunStatus, RunsFilter
+from dagster import DagsterRunStatus, DefaultRunLauncher, RunsFilter
 
-from fin_assets.simulator.job import HEARTBEAT_TAG, JOB_NAME, run_config, transaction_simulator_job
+from fin_assets.resources.settings import PipelineSettings
+from fin_assets.simulator.backoff import EndedRun, backoff
+from fin_assets.simulator.config import (
+    SupervisionConfigError,
+    SupervisionSettings,
+    run_config,
+    sensor_interval_s,
+    supervision_settings,
+)
+from fin_assets.simulator.fencing import shard_of
+from fin_assets.simulator.job import transaction_simulator_job
+from fin_assets.simulator.shards import ShardError, assign_shards
+from fin_assets.simulator.specs import (
+    HEARTBEAT_TAG,
+    JOB_NAME,
+    REPLACES_TAG,
+    SENSOR_NAME,
+    SHARD_COUNT_TAG,
+    SHARD_TAG,
+)
+from fin_assets.simulator.workers import kill_local_worker
 
-# A run that has not stamped its heartbeat for this long (while STARTING/STARTED/CANCELING) is
-# considered dead (its process was killed): it is marked failed and replaced.
-DEFAULT_STALE_AFTER_S = 180.0
-# Each sensor-launched run stops by itself after this long and the sensor starts the next
-# one: no orphan runs survive for long after `dagster dev` stops, code changes get picked up.
-DEFAULT_RUN_LIFETIME_S = 3600.0
+# Kept for callers of the previous API.
+DEFAULT_STALE_AFTER_S = SupervisionSettings.stale_after_s
 
 LIVE_STATUSES = [
     DagsterRunStatus.QUEUED,
@@ -31,13 +49,7 @@ HEARTBEATING_STATUSES = {
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 }
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name) or default)
-    except ValueError:
-        return default
+RECENT_RUNS_FOR_BACKOFF = 20
 
 
 def last_sign_of_life(record: dg.RunRecord) -> float:
@@ -52,68 +64,180 @@ def last_sign_of_life(record: dg.RunRecord) -> float:
     return max(times)
 
 
-def next_run_request(
-    instance: dg.DagsterInstance,
-    now: float,
-    stale_after_s: float = DEFAULT_STALE_AFTER_S,
-    run_lifetime_s: float = DEFAULT_RUN_LIFETIME_S,
-    rate_per_s: float | None = None,
-) -> dg.RunRequest | dg.SkipReason:
-    """The decision of one tick: skip while a healthy run is alive, otherwise one RunRequest.
+def stale_limit_s(status: DagsterRunStatus, settings: SupervisionSettings) -> float:
+    """How long a run in `status` may stay silent before it is presumed dead."""
+    if status == DagsterRunStatus.STARTING:
+        return max(settings.stale_after_s, settings.start_grace_s)
+    return settings.stale_after_s
 
-    A stale run (no heartbeat for `stale_after_s`) is reported failed first, so that it no
-    longer counts as alive and the UI shows what happened.
+
+def retire_run(instance: dg.DagsterInstance, run: dg.DagsterRun, why: str) -> None:
+    """Stop a run that must no longer produce, then mark it failed so that it no longer holds
+    its shard's concurrency slot; its own fence stops it if it ever resumes.
+
+    Its worker is SIGKILLed when it is a live process on this host. Otherwise a launcher that
+    can reach remote workers is asked to terminate it; DefaultRunLauncher is not (see
+    fin_assets/simulator/workers.py: it blocks the code server when the worker is paused).
     """
-    live = instance.get_run_records(RunsFilter(job_name=JOB_NAME, statuses=LIVE_STATUSES), limit=5)
-    healthy = []
-    for record in live:
-        run = record.dagster_run
-        silent_for = now - last_sign_of_life(record)
-        if run.status in HEARTBEATING_STATUSES and silent_for > stale_after_s:
-            instance.report_run_failed(
-                run,
-                message=(
-                    f"transaction_simulator_sensor: no heartbeat for {silent_for:.0f} s"
-                    f" (limit {stale_after_s:.0f} s); its process is presumed dead. Replacing it."
-                ),
-            )
-        else:
-            healthy.append(run)
-    if healthy:
-        return dg.SkipReason(
-            f"Simulator run {healthy[0].run_id} is {healthy[0].status.value}; one run at a time."
+    killed = kill_local_worker(run)
+    if killed is not None:
+        how = f"its worker process {killed} on this host was killed"
+    elif isinstance(instance.run_launcher, DefaultRunLauncher):
+        how = "its worker is not a live process on this host"
+    else:
+        try:
+            terminated = bool(instance.run_launcher.terminate(run.run_id))
+            how = "termination sent" if terminated else "the launcher could not reach it"
+        except Exception as exc:  # the launcher's backend is unreachable, say
+            how = f"termination failed ({type(exc).__name__}: {exc})"
+    current = instance.get_run_by_id(run.run_id)
+    if current is not None and not current.is_finished:
+        instance.report_run_failed(
+            current,
+            message=f"{SENSOR_NAME}: {why}; {how}. Replacing it; should it ever produce again,"
+            " it sees it is no longer the live run and stops.",
         )
 
-    # run_key dedupes forever, so key each new run on the run it replaces.
-    previous = instance.get_runs(RunsFilter(job_name=JOB_NAME), limit=1)
-    run_key = f"after-{previous[0].run_id}" if previous else "first-run"
-    return dg.RunRequest(
-        run_key=run_key,
-        run_config=run_config(duration_s=run_lifetime_s, rate_per_s=rate_per_s),
-        tags={"fin_assets/replaces": previous[0].run_id if previous else "none"},
+
+def _ended_runs(records: list[dg.RunRecord]) -> list[EndedRun]:
+    return [
+        EndedRun(
+            run_id=r.dagster_run.run_id,
+            failed=r.dagster_run.status == DagsterRunStatus.FAILURE,
+            start_time=r.start_time,
+            # A run marked failed from outside (by this sensor, say) may have no end time.
+            end_time=r.end_time or r.update_timestamp.timestamp(),
+        )
+        for r in records
+    ]
+
+
+def _at(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def next_run_requests(
+    instance: dg.DagsterInstance,
+    now: float,
+    settings: SupervisionSettings | None = None,
+    symbols: list[str] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """The decision of one tick, shard by shard: skip a shard while it has a healthy run (or
+    is backing off after failures), otherwise one RunRequest for it.
+
+    A stale run (no heartbeat for `stale_after_s`) and a run of an older shard layout are
+    retired first (terminated, marked failed), so that they no longer count and the UI shows
+    what happened.
+    """
+    settings = settings or SupervisionSettings()
+    if symbols is not None:
+        assign_shards(symbols, settings.shards)  # raises ShardError naming the mismatch
+    live = instance.get_run_records(
+        RunsFilter(job_name=JOB_NAME, statuses=LIVE_STATUSES), limit=100
     )
+    by_shard: dict[str, list[dg.RunRecord]] = defaultdict(list)
+    for record in live:
+        run = record.dagster_run
+        count_tag = run.tags.get(SHARD_COUNT_TAG)
+        if count_tag and count_tag != str(settings.shards):
+            retire_run(
+                instance,
+                run,
+                f"it is shard {shard_of(run)} of {count_tag}, but FIN_SIMULATOR_SHARDS is now"
+                f" {settings.shards}",
+            )
+            continue
+        by_shard[shard_of(run)].append(record)
+
+    requests: list[dg.RunRequest] = []
+    waiting: list[str] = []
+    for shard in map(str, range(settings.shards)):
+        healthy = []
+        for record in by_shard.get(shard, []):
+            run = record.dagster_run
+            silent_for = now - last_sign_of_life(record)
+            limit = stale_limit_s(run.status, settings)
+            if run.status in HEARTBEATING_STATUSES and silent_for > limit:
+                retire_run(
+                    instance,
+                    run,
+                    f"no heartbeat for {silent_for:.0f} s while {run.status.value} (limit"
+                    f" {limit:.0f} s); its process is presumed dead or paused",
+                )
+            else:
+                healthy.append(run)
+        if healthy:
+            waiting.append(f"shard {shard}: run {healthy[0].run_id} is {healthy[0].status.value}")
+            continue
+
+        recent = instance.get_run_records(
+            RunsFilter(job_name=JOB_NAME, tags={SHARD_TAG: shard}), limit=RECENT_RUNS_FOR_BACKOFF
+        )
+        wait = backoff(
+            _ended_runs(recent),
+            settings.backoff_base_s,
+            settings.backoff_cap_s,
+            settings.healthy_run_s,
+        )
+        if wait.retry_at > now:
+            waiting.append(
+                f"shard {shard}: backing off after {wait.failures} failed runs in a row (last:"
+                f" {wait.last_failed_run_id}); next launch at {_at(wait.retry_at)}, in"
+                f" {wait.retry_at - now:.0f} s (delay {wait.delay_s:.0f} s, cap"
+                f" {settings.backoff_cap_s:.0f} s)"
+            )
+            continue
+        # run_key dedupes forever, so key each new run on the run it replaces.
+        previous = recent[0].dagster_run.run_id if recent else None
+        requests.append(
+            dg.RunRequest(
+                run_key=f"shard-{shard}-after-{previous}" if previous else f"shard-{shard}-first",
+                run_config=run_config(
+                    duration_s=settings.run_lifetime_s or None,
+                    rate_per_s=settings.rate_per_shard,
+                ),
+                tags={
+                    SHARD_TAG: shard,
+                    SHARD_COUNT_TAG: str(settings.shards),
+                    REPLACES_TAG: previous or "none",
+                },
+            )
+        )
+    if requests:
+        for line in waiting:
+            log(line)
+        return requests
+    return dg.SkipReason("; ".join(waiting) or "nothing to do")
 
 
 @dg.sensor(
-    name="transaction_simulator_sensor",
+    name=SENSOR_NAME,
     job=transaction_simulator_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=sensor_interval_s(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
-        "Keeps exactly one transaction_simulator_job run alive: launches one when none is"
-        " queued, starting or running; replaces a run that failed, finished (runs rotate every"
-        " FIN_SIMULATOR_RUN_LIFETIME_S, default 1 h) or whose process died (no heartbeat for"
-        " FIN_SIMULATOR_STALE_AFTER_S, default 180 s: marked failed, then replaced). Never"
-        " starts a second run. Rate: FIN_SIMULATOR_RATE events/s (default 1). To stop the"
-        " flow, turn this sensor off first, then terminate the run."
+        "Keeps exactly one transaction_simulator_job run alive per shard (FIN_SIMULATOR_SHARDS,"
+        " default 1; run tag fin_assets/shard): launches one when the shard has none queued,"
+        " starting or running; replaces a run that ended or whose process died or froze (no"
+        " heartbeat for FIN_SIMULATOR_STALE_AFTER_S, default 180 s: terminated, marked failed,"
+        " then replaced; the run also fences itself). After repeated failures it backs off"
+        " exponentially (FIN_SIMULATOR_BACKOFF_BASE_S 15 s, cap FIN_SIMULATOR_BACKOFF_CAP_S"
+        " 600 s) and its skip reason says until when. Runs do not rotate. Rate:"
+        " FIN_SIMULATOR_RATE events/s in total (default 1). To stop the flow, turn this sensor"
+        " off first, then terminate the runs."
     ),
 )
-def transaction_simulator_sensor(context: dg.SensorEvaluationContext):
-    rate = _env_float("FIN_SIMULATOR_RATE", 0.0) or None
-    return next_run_request(
-        context.instance,
-        now=time.time(),
-        stale_after_s=_env_float("FIN_SIMULATOR_STALE_AFTER_S", DEFAULT_STALE_AFTER_S),
-        run_lifetime_s=_env_float("FIN_SIMULATOR_RUN_LIFETIME_S", DEFAULT_RUN_LIFETIME_S),
-        rate_per_s=rate,
-    )
+def transaction_simulator_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
+    try:
+        supervision = supervision_settings()
+        return next_run_requests(
+            context.instance,
+            now=time.time(),
+            settings=supervision,
+            symbols=settings.symbol_list,
+            log=context.log.info,
+        )
+    except (SupervisionConfigError, ShardError) as exc:
+        # A tick error, shown on the sensor's page with this message: nothing is launched.
+        raise SupervisionConfigError(f"{SENSOR_NAME}: {exc}") from None

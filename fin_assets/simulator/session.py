@@ -29,8 +29,11 @@ def build_simulator(
     log: Callable[[str, str], None] = lambda level, message: None,
     on_progress: Callable[[SimulationSummary], None] | None = None,
     stop: threading.Event | None = None,
+    symbols: list[str] | None = None,
 ) -> Simulator:
-    symbols = settings.symbol_list
+    """`stop`: the event the loop checks before every event (a FencedStop under supervision).
+    `symbols`: a shard's symbols; default all of FIN_SYMBOLS."""
+    symbols = list(symbols) if symbols is not None else settings.symbol_list
     generator = EventGenerator(
         symbols=symbols,
         start_prices=start_prices(symbols, settings.csv_path),
