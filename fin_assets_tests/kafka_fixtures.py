@@ -177,16 +177,21 @@ def free_port_run(count: int) -> int:
 
 
 @functools.cache
-def kafka_jars_dir() -> Path:
-    """The cached Kafka runtime (libs/ and log4j2.properties), fetched by scripts/kafka.sh."""
+def kafka_jars_dir(version: str | None = None) -> Path:
+    """The cached Kafka runtime (libs/ and log4j2.properties), fetched by scripts/kafka.sh;
+    `version`: another Kafka release than the script's default."""
+    env = {**os.environ, **({"KAFKA_VERSION": version} if version else {})}
     out = subprocess.run(
-        [str(KAFKA_SCRIPT), "fetch"], capture_output=True, text=True, check=True, timeout=600
-    )
+        [str(KAFKA_SCRIPT), "fetch"], env=env, capture_output=True, text=True, check=True,
+        timeout=600,
+    )  # fmt: skip
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def kafka_java_command(*args: str, heap: str = "-Xmx384m -Xms128m") -> list[str]:
-    jars = kafka_jars_dir()
+def kafka_java_command(
+    *args: str, heap: str = "-Xmx384m -Xms128m", version: str | None = None
+) -> list[str]:
+    jars = kafka_jars_dir(version)
     return [
         "java",
         *heap.split(),
@@ -220,12 +225,20 @@ class KafkaNode:
     """One Kafka process started here (not by kafka.sh): its own process group, stopped by
     that group, SIGTERM then SIGKILL (a lone broker without quorum ignores SIGTERM).
 
-    `prefix`: a command the broker runs under, e.g. `unshare` into private namespaces."""
+    `prefix`: a command the broker runs under, e.g. `unshare` into private namespaces.
+    `version`: the Kafka release (default: scripts/kafka.sh's)."""
 
-    def __init__(self, state_dir: Path, properties: dict[str, str], prefix: Sequence[str] = ()):
+    def __init__(
+        self,
+        state_dir: Path,
+        properties: dict[str, str],
+        prefix: Sequence[str] = (),
+        version: str | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.properties = properties
         self.prefix = list(prefix)
+        self.version = version
         self.log_path = state_dir / "kafka.log"
         self.config_path = state_dir / "server.properties"
         self.process: subprocess.Popen | None = None
@@ -239,7 +252,7 @@ class KafkaNode:
         args += ["--cluster-id", cluster_id, *extra_args]
         argfile = write_private(self.state_dir / "format.args", "\n".join(args) + "\n")
         try:
-            java = kafka_java_command(f"@{argfile}", heap="-Xmx256m")
+            java = kafka_java_command(f"@{argfile}", heap="-Xmx256m", version=self.version)
             with self.log_path.open("ab") as log:
                 subprocess.run(
                     [*self.prefix, *java], stdout=log, stderr=log, check=True, timeout=120
@@ -250,7 +263,10 @@ class KafkaNode:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*self.prefix, *kafka_java_command("kafka.Kafka", str(self.config_path))],
+                [
+                    *self.prefix,
+                    *kafka_java_command("kafka.Kafka", str(self.config_path), version=self.version),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
