@@ -10,9 +10,9 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from fin_assets.batch.alerts import WEBHOOK_ENV, build_failure_sensor
+from fin_assets.batch.alerts import WEBHOOK_ENV, build_failure_sensor, is_batch_run
 from fin_assets.batch.definitions import build_defs
-from fin_assets.batch.schedules import JOB_NAME, schedule_decision
+from fin_assets.batch.schedules import schedule_decision
 from fin_assets.config import CSV_COLUMNS
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
@@ -88,7 +88,7 @@ def test_a_failed_batch_run_is_posted_to_the_webhook(batch, stand_in, webhook, m
     run = batch.instance.get_run_by_id(result.run_id)
     (failure,) = batch.instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_FAILURE)
     monkeypatch.setenv(WEBHOOK_ENV, webhook.url)
-    sensor = build_failure_sensor(batch.defs().resolve_job_def(JOB_NAME))
+    sensor = build_failure_sensor()
     context = dg.build_run_status_sensor_context(
         sensor_name=sensor.name,
         dagster_event=failure.dagster_event,
@@ -146,3 +146,10 @@ def test_each_asset_re_executes_alone_on_a_fresh_instance(batch, tmp_path):
         assert not any(
             e.event_type == DagsterEventType.STEP_FAILURE for e in remerged.all_events
         )
+
+
+def test_only_batch_runs_are_alerted():
+    assert is_batch_run(dg.DagsterRun(job_name="daily_batch_job"))
+    from_ui = dg.DagsterRun(job_name="__ASSET_JOB", asset_selection={dg.AssetKey("daily_prices")})
+    assert is_batch_run(from_ui)
+    assert not is_batch_run(dg.DagsterRun(job_name="transaction_simulator_job"))

@@ -8,9 +8,11 @@ import dagster as dg
 import requests
 
 from fin_assets.batch.schedules import JOB_NAME
+from fin_assets.batch.specs import CSV, PRICES, RAW
 
 WEBHOOK_ENV = "FIN_ALERT_WEBHOOK_URL"
 TIMEOUT_S = 10.0
+BATCH_ASSETS = {key.to_user_string() for key in (RAW, PRICES, CSV)}
 
 
 def failure_payload(run_id: str, job_name: str, message: str, failed_steps: list[str]) -> dict:
@@ -45,16 +47,23 @@ def failure_text(context: dg.RunFailureSensorContext) -> tuple[str, list[str]]:
     return message, steps
 
 
-def build_failure_sensor(job) -> dg.SensorDefinition:
+def is_batch_run(run: dg.DagsterRun) -> bool:
+    """The batch job's runs, and runs launched from the UI (`__ASSET_JOB`, backfills) that
+    materialise a batch asset."""
+    selected = {key.to_user_string() for key in run.asset_selection or ()}
+    return run.job_name == JOB_NAME or bool(selected & BATCH_ASSETS)
+
+
+def build_failure_sensor() -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name="batch_run_failure_sensor",
-        monitored_jobs=[job],
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Reports each failed {JOB_NAME} run to the log and, when {WEBHOOK_ENV} is "
-        "set, POSTs it as JSON to that webhook.",
+        description=f"Reports each failed batch run ({JOB_NAME}, or a UI materialisation of the "
+        f"batch assets) to the log and, when {WEBHOOK_ENV} is set, POSTs it as JSON there.",
     )
     def batch_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
-        report_failure(context)
+        if is_batch_run(context.dagster_run):
+            report_failure(context)
 
     return batch_run_failure_sensor
 

@@ -24,7 +24,7 @@ def build_defs(symbols: list[str], resources: dict | None = None) -> dg.Definiti
         assets=[alpha_vantage_api, build_batch_assets(partitions_def)],
         jobs=[job],
         schedules=[build_batch_schedule(job, symbols)],
-        sensors=[build_failure_sensor(job), dead_run_sensor],
+        sensors=[build_failure_sensor(), dead_run_sensor],
         resources=resources or {"alpha_vantage": alpha_vantage_from_env()},
     )
 
