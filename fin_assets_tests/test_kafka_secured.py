@@ -7,7 +7,9 @@ only travels through 0600 files and environment variables, and must show up nowh
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -237,3 +239,24 @@ def test_password_stays_out_of_describe_and_repr():
     assert "hunter2-secret" not in kafka.describe()
     assert "hunter2-secret" not in repr(kafka)
     assert "fin_simulator" in kafka.describe()
+
+
+def test_password_stays_out_of_kafka_debug_logs(caplog):
+    """kafka-python's admin client logs its whole configuration at DEBUG; a Dagster instance
+    that captures the `kafka` loggers would otherwise store the password."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    kafka = KafkaProducerResource(
+        bootstrap_servers=f"127.0.0.1:{closed_port}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="fin_simulator",
+        sasl_password="hunter2-secret",
+        bootstrap_timeout_ms=300,
+    )
+    caplog.set_level(logging.DEBUG, logger="kafka")
+    with pytest.raises(Exception, match="Unable to bootstrap"):
+        kafka.ensure_topic()
+    assert "Starting KafkaAdminClient with configuration" in caplog.text
+    assert "hunter2-secret" not in caplog.text

@@ -21,6 +21,9 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # kafka-python 3 logs each failed bootstrap attempt here, with the exception as an argument.
 _BOOTSTRAP_LOGGER = "kafka.net.manager"
+# ... and here, at DEBUG, every admin client's configuration, password included.
+_ADMIN_LOGGER = "kafka.admin.client"
+_SECRET_SETTINGS = ("sasl_plain_password", "ssl_password", "sasl_oauth_token_provider")
 
 
 class KafkaSecurityConfigError(ValueError):
@@ -81,6 +84,35 @@ def check_security_settings(
             raise KafkaSecurityConfigError(
                 f"KAFKA_SSL_CAFILE={ssl_cafile}: no such readable file"
             )
+
+
+class _RedactSecretSettings(logging.Filter):
+    """Masks secret values in kafka-python's logged configuration dicts, so that DEBUG logs
+    of the `kafka` loggers (e.g. captured by Dagster's managed Python loggers) hold none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # A lone dict argument becomes record.args itself (logging's %(name)s support).
+        if isinstance(record.args, dict):
+            record.args = _redacted(record.args)
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        return True
+
+
+def _redacted(value: object) -> object:
+    if not isinstance(value, dict):
+        return value
+    return {k: ("***" if k in _SECRET_SETTINGS and v else v) for k, v in value.items()}
+
+
+def install_log_redaction() -> None:
+    """Idempotent: one filter on the logger that prints admin client configurations."""
+    logger = logging.getLogger(_ADMIN_LOGGER)
+    if not any(isinstance(f, _RedactSecretSettings) for f in logger.filters):
+        logger.addFilter(_RedactSecretSettings())
+
+
+install_log_redaction()
 
 
 class _BootstrapFailureRecorder(logging.Handler):
