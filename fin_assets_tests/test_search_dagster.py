@@ -15,16 +15,27 @@ from fin_assets.resources.elasticsearch import (
     elasticsearch_from_env,
     split_credentials,
 )
+from fin_assets.resources.settings import PipelineSettings
+from fin_assets.search.checks import finanzas_batch_matches_csv
 from fin_assets.search.definitions import defs as search_defs
 from fin_assets.search.observation import IndexState, parse_cursor
 from fin_assets.search.reconcile import compare, differences_markdown
+from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets_tests.elastic_recording_server import (
+    elasticsearch_answer,
+    not_elasticsearch_answer,
+    serve_in_thread,
+)
 
 SECRET = "s3cr3t-Pa55"
 
 
 @pytest.fixture(scope="module")
 def merged() -> dg.Definitions:
-    return dg.Definitions.merge(top_defs, search_defs)
+    """The code location's Definitions, which merge the search flow's in."""
+    keys = set(top_defs.resolve_asset_graph().get_all_asset_keys())
+    assert {spec.key for spec in search_defs.assets} <= keys
+    return top_defs
 
 
 def test_definitions_load_and_lineage(merged):
@@ -118,3 +129,44 @@ def test_compare_names_each_kind_of_difference():
 def test_resource_is_configurable_with_env_var_password():
     resource = ElasticsearchResource(url="http://x:9200", username="u", password=SECRET)
     assert resource.display_url == "http://x:9200"
+
+
+def test_sensor_skips_naming_a_json_answer_that_is_not_elasticsearch():
+    """Issue 11: another JSON service on the URL made the sensor raise a KeyError."""
+    with (
+        serve_in_thread(not_elasticsearch_answer) as url,
+        dg.instance_for_test() as instance,
+    ):
+        context = dg.build_sensor_context(
+            instance=instance, resources={"elasticsearch": ElasticsearchResource(url=url)}
+        )
+        result = elasticsearch_observation_sensor(context)
+    assert isinstance(result, dg.SkipReason)
+    assert "Not an Elasticsearch answer" in result.skip_message
+    assert f"{url}/{config.BATCH_INDEX}/_count" in result.skip_message
+
+
+def test_check_fails_naming_a_json_answer_that_is_not_elasticsearch(tmp_path):
+    from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
+
+    write_csv(tmp_path, price_frame())
+    with serve_in_thread(not_elasticsearch_answer) as url:
+        result = finanzas_batch_matches_csv(
+            settings=PipelineSettings(data_dir=str(tmp_path), symbols="TSLA,IBM"),
+            elasticsearch=ElasticsearchResource(url=url),
+        )
+    assert not result.passed and "did not answer like Elasticsearch" in result.description
+
+
+def test_client_fails_over_to_the_next_node(closed_port_url):
+    """The first node refuses connections; the second (a real local server) answers and is
+    kept for the next request."""
+    with serve_in_thread(elasticsearch_answer) as url:
+        client = ElasticsearchClient(f"{closed_port_url}, {url}", timeout=2)
+        assert client.health() == "green"
+        assert client.urls[client._preferred] == url
+        client.close()
+    dead = ElasticsearchClient([closed_port_url, closed_port_url.replace("127.0.0.1", "127.0.0.2")])
+    with pytest.raises(ElasticsearchUnavailable) as caught:
+        dead.health()
+    assert "every node" in str(caught.value) and closed_port_url in str(caught.value)

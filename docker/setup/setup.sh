@@ -33,6 +33,14 @@ step() {
     fi
 }
 
+# Every folder must hold definitions: an unmounted one would otherwise send "*.json".
+for folder in "$templates" "$roles"; do
+    compgen -G "$folder/*.json" >/dev/null || {
+        echo "setup.sh: no *.json in $folder (is it mounted? see docker-compose.yml)" >&2
+        exit 1
+    }
+done
+
 echo "waiting for Elasticsearch at $es"
 for _ in $(seq 1 120); do
     if as_elastic "$es/_cluster/health" 2>/dev/null | grep -Eq '"status":"(green|yellow)"'; then

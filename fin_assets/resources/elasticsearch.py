@@ -4,13 +4,17 @@ Why not the official client: it refuses to talk to OpenSearch (which the tests m
 the few calls we need (count, a max, a terms aggregation, template and bulk for tests) are plain
 JSON over HTTP. Credentials never appear in logs, metadata or exception texts: errors name the
 URL without its user info, and the password only travels in the `Authorization` header.
+
+Several nodes may be given (`https://es1:9200,https://es2:9200`): a request that gets no answer
+(or a 503 from a node cut off from its master) is retried on the next node, and the client
+keeps using the node that answered.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +32,18 @@ class ElasticsearchError(Exception):
 
 class ElasticsearchUnavailable(ElasticsearchError):
     """No answer: connection refused, DNS failure, timeout, TLS failure."""
+
+
+class ElasticsearchAuthError(ElasticsearchError):
+    """401 (credentials rejected) or 403 (the user lacks a privilege)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class NotElasticsearch(ElasticsearchError):
+    """Something answered, but not the way Elasticsearch does (not JSON, or other fields)."""
 
 
 class IndexMissing(ElasticsearchError):
@@ -61,22 +77,49 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth
 
 
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """`"a, b"` or `["a", "b"]` -> `["a", "b"]`: one or more node URLs."""
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    return [u.strip() for u in items if u.strip()]
+
+
+# A node that answers 503 is up but cannot serve (no elected master yet): another may.
+_TRY_NEXT_NODE_STATUSES = frozenset({502, 503, 504})
+
+
 class ElasticsearchClient:
     """Thin JSON-over-HTTP client; works with Elasticsearch 8/9 and OpenSearch 2."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         auth: tuple[str, str] | None = None,
         verify: bool | str = True,
         timeout: float = 5.0,
     ):
-        self.url, url_auth = split_credentials(url)
+        nodes = [split_credentials(u) for u in split_urls(url)]
+        if not nodes:
+            raise ValueError("no Elasticsearch URL given")
+        self.urls = [node_url for node_url, _ in nodes]
+        url_auth = next((a for _, a in nodes if a is not None), None)
+        self._preferred = 0
         self._session = requests.Session()
         self._session.auth = auth or url_auth
-        self._session.verify = verify
+        # Passed on every request, not set on the session: requests lets REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE from the environment override a session's `verify`.
+        self._verify = verify
         self._session.headers["Content-Type"] = "application/json"
         self._timeout = timeout
+
+    @property
+    def url(self) -> str:
+        """All node URLs, comma-separated, without user info (accepted back by the client)."""
+        return ",".join(self.urls)
+
+    @property
+    def username(self) -> str | None:
+        auth = self._session.auth
+        return auth[0] if isinstance(auth, tuple) else None
 
     def __repr__(self) -> str:  # never the auth
         return f"ElasticsearchClient({self.url!r})"
@@ -93,45 +136,88 @@ class ElasticsearchClient:
         ok_statuses: Iterable[int] = (),
         params: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        target = f"{self.url}/{path.lstrip('/')}"
-        try:
-            response = self._session.request(
-                method,
-                target,
-                data=data if data is not None else (json.dumps(body) if body is not None else None),
-                params=params,
-                timeout=self._timeout,
-            )
-        except requests.RequestException as exc:
-            # The exception text may carry a prepared request; report only its class and the URL.
-            raise ElasticsearchUnavailable(
-                f"Elasticsearch at {self.url} is unreachable ({type(exc).__name__})"
-            ) from None
+        path = path.lstrip("/")
+        payload = data if data is not None else (json.dumps(body) if body is not None else None)
+        failures: list[str] = []
+        answered: tuple[str, requests.Response] | None = None
+        # The node that answered last first, then the others in order.
+        for node in self.urls[self._preferred :] + self.urls[: self._preferred]:
+            try:
+                response = self._session.request(
+                    method,
+                    f"{node}/{path}",
+                    data=payload,
+                    params=params,
+                    timeout=self._timeout,
+                    verify=self._verify,
+                )
+            except requests.RequestException as exc:
+                # The exception text may carry a prepared request: only its class and the URL.
+                failures.append(f"{node} ({type(exc).__name__})")
+                continue
+            answered = (node, response)
+            if response.status_code not in _TRY_NEXT_NODE_STATUSES:
+                self._preferred = self.urls.index(node)
+                break
+        if answered is None:
+            where = failures[0] if len(failures) == 1 else "every node: " + ", ".join(failures)
+            raise ElasticsearchUnavailable(f"Elasticsearch at {where} is unreachable") from None
+        node, response = answered
         if response.status_code >= 400 and response.status_code not in set(ok_statuses):
-            reason = _error_reason(response)
-            if "index_not_found_exception" in reason:
-                index = path.lstrip("/").split("/", 1)[0]
-                raise IndexMissing(index)
-            raise ElasticsearchError(
-                f"{method} {self.url}/{path.lstrip('/')} answered {response.status_code}: {reason}"
-            )
+            self._raise_for(method, node, path, response)
         return response
+
+    def _raise_for(self, method: str, node: str, path: str, response: requests.Response):
+        status = response.status_code
+        reason = _error_reason(response)
+        where = f"{method} {node}/{path}"
+        if status == 401:
+            raise ElasticsearchAuthError(
+                f"{where} answered 401: the credentials of user {self.username or '(none)'} "
+                "were rejected (ELASTICSEARCH_USER / ELASTICSEARCH_PASSWORD)",
+                status,
+            )
+        if status == 403:
+            raise ElasticsearchAuthError(
+                f"{where} answered 403: user {self.username or '(none)'} lacks a privilege: "
+                f"{reason}",
+                status,
+            )
+        if "index_not_found_exception" in reason:
+            raise IndexMissing(path.split("/", 1)[0])
+        raise ElasticsearchError(f"{where} answered {status}: {reason}")
+
+    def _json(self, response: requests.Response, *keys: str) -> Any:
+        """The answer's JSON down `keys`; NotElasticsearch when it is not shaped like ES's."""
+        try:
+            value = response.json()
+            for key in keys:
+                value = value[key]
+            return value
+        except (ValueError, KeyError, TypeError, IndexError):
+            content_type = response.headers.get("Content-Type", "no content type")
+            raise NotElasticsearch(
+                f"{response.request.method} {_without_query(response.url)} did not answer like "
+                f"Elasticsearch (HTTP {response.status_code}, {content_type}, no "
+                f"{'.'.join(keys) or 'JSON'}): is the URL right?"
+            ) from None
 
     # --- reads used by the sensor and the check -------------------------------------------
 
     def health(self) -> str:
-        return self.request("GET", "_cluster/health").json()["status"]
+        return self._json(self.request("GET", "_cluster/health"), "status")
 
     def index_exists(self, index: str) -> bool:
         return self.request("HEAD", index, ok_statuses=(404,)).status_code == 200
 
     def count(self, index: str) -> int:
-        return int(self.request("GET", f"{index}/_count").json()["count"])
+        return int(self._json(self.request("GET", f"{index}/_count"), "count"))
 
     def max_date(self, index: str, field: str) -> str | None:
         """Latest value of a date field as Elasticsearch formats it, or None when empty."""
         body = {"size": 0, "aggs": {"latest": {"max": {"field": field}}}}
-        latest = self.request("POST", f"{index}/_search", body).json()["aggregations"]["latest"]
+        answer = self.request("POST", f"{index}/_search", body)
+        latest = self._json(answer, "aggregations", "latest")
         return latest.get("value_as_string") if latest.get("value") is not None else None
 
     def symbol_summaries(
@@ -162,9 +248,10 @@ class ElasticsearchClient:
                 }
             },
         }
-        buckets = self.request("POST", f"{index}/_search", body).json()["aggregations"]["symbols"]
+        answer = self.request("POST", f"{index}/_search", body)
+        buckets = self._json(answer, "aggregations", "symbols", "buckets")
         summaries: dict[str, SymbolSummary] = {}
-        for bucket in buckets["buckets"]:
+        for bucket in buckets:
             hits = bucket["last_row"]["hits"]["hits"]
             source = hits[0]["_source"] if hits else {}
             close = source.get(close_field)
@@ -202,10 +289,15 @@ class ElasticsearchClient:
         return len(result["items"])
 
 
+def _without_query(url: str) -> str:
+    node, _ = split_credentials(url)
+    return node
+
+
 def _error_reason(response: requests.Response) -> str:
     try:
         error = response.json().get("error")
-    except ValueError:
+    except (ValueError, AttributeError):
         return response.text[:200]
     if isinstance(error, dict):
         return f"{error.get('type')}: {error.get('reason')}"
@@ -217,7 +309,9 @@ class ElasticsearchResource(dg.ConfigurableResource):
     security); set them through `EnvVar` so the UI shows the variable name, never the value."""
 
     url: str = Field(
-        default=config.DEFAULT_ELASTICSEARCH_URL, description="Base URL, e.g. https://es:9200"
+        default=config.DEFAULT_ELASTICSEARCH_URL,
+        description="Base URL of one node, or of several comma-separated (the client fails "
+        "over between them), e.g. https://es01:9200,https://es02:9200",
     )
     username: str | None = Field(default=None, description="Basic-auth user (ELASTICSEARCH_USER)")
     password: str | None = Field(
@@ -236,7 +330,7 @@ class ElasticsearchResource(dg.ConfigurableResource):
 
     @property
     def display_url(self) -> str:
-        return split_credentials(self.url)[0]
+        return ",".join(split_credentials(u)[0] for u in split_urls(self.url))
 
 
 def elasticsearch_from_env() -> ElasticsearchResource:

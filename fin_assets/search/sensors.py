@@ -7,9 +7,12 @@ import json
 import dagster as dg
 
 from fin_assets.resources.elasticsearch import (
+    ElasticsearchAuthError,
+    ElasticsearchError,
     ElasticsearchResource,
     ElasticsearchUnavailable,
     IndexMissing,
+    NotElasticsearch,
 )
 from fin_assets.search.observation import OBSERVED_INDICES, parse_cursor, read_state
 
@@ -21,7 +24,8 @@ from fin_assets.search.observation import OBSERVED_INDICES, parse_cursor, read_s
     description=(
         "Every minute, counts the documents and the latest date of finanzas_batch and "
         "transacciones_nrt and records an AssetObservation when they changed. Skips, naming "
-        "the cause, while Elasticsearch is unreachable or Logstash has not created an index."
+        "the cause, while Elasticsearch is unreachable, rejects the credentials, answers like "
+        "something else, or Logstash has not created an index."
     ),
 )
 def elasticsearch_observation_sensor(
@@ -42,8 +46,9 @@ def elasticsearch_observation_sensor(
             if seen.get(index) != state.fingerprint():
                 seen[index] = state.fingerprint()
                 events.append(dg.AssetObservation(asset_key=index, metadata=state.metadata()))
-    except ElasticsearchUnavailable as exc:
-        return dg.SkipReason(str(exc))
+    except ElasticsearchError as exc:
+        # Every failure is a named skip: a raising sensor only shows a stack trace in the UI.
+        return dg.SkipReason(skip_message(exc))
     finally:
         client.close()
 
@@ -58,3 +63,15 @@ def elasticsearch_observation_sensor(
     if missing_text:
         context.log.warning(missing_text)
     return dg.SensorResult(asset_events=events, cursor=json.dumps(seen, sort_keys=True))
+
+
+def skip_message(exc: ElasticsearchError) -> str:
+    """The cause first, then the client's text (which names URL and user, never a password)."""
+    if isinstance(exc, ElasticsearchUnavailable):
+        return str(exc)
+    if isinstance(exc, ElasticsearchAuthError):
+        cause = "credentials rejected" if exc.status == 401 else "missing privilege"
+        return f"Elasticsearch {cause} (HTTP {exc.status}): {exc}"
+    if isinstance(exc, NotElasticsearch):
+        return f"Not an Elasticsearch answer: {exc}"
+    return f"Elasticsearch error: {exc}"
