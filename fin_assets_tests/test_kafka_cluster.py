@@ -10,6 +10,7 @@ before the next test by `healthy_cluster`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,13 @@ def acknowledged(simulator: Simulator) -> int:
     return simulator.delivery.counts.acknowledged
 
 
+def report_recovery(simulator: Simulator, acked_at_kill: int, killed_at: float, what: str) -> None:
+    """Prints how long acknowledgements stopped (for docs/scaling.md; not asserted: timing
+    targets belong to bench/)."""
+    wait_for(lambda: acknowledged(simulator) > acked_at_kill + 1, 120, f"acks after {what}")
+    print(f"\n{what}: acknowledgements resumed {time.monotonic() - killed_at:.1f} s after it")
+
+
 def finish_and_check(
     cluster: LocalCluster, simulator: Simulator, thread: threading.Thread, settings, topic: str
 ) -> None:
@@ -138,8 +146,10 @@ def test_partition_leader_sigkill_loses_and_duplicates_nothing(
         wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
 
         leader = partition_state(cluster, unique_topic)["leader_id"]
+        killed_at = time.monotonic()
         cluster.kill_node(leader)
         acked_at_kill = acknowledged(simulator)
+        report_recovery(simulator, acked_at_kill, killed_at, f"SIGKILL of leader node {leader}")
         wait_for(
             lambda: acknowledged(simulator) >= acked_at_kill + ACKS_AFTER_KILL,
             120,
@@ -160,8 +170,12 @@ def test_active_controller_sigkill_loses_and_duplicates_nothing(
 
         controller = active_controller(cluster)
         assert controller is not None
+        killed_at = time.monotonic()
         cluster.kill_node(controller)
         acked_at_kill = acknowledged(simulator)
+        report_recovery(
+            simulator, acked_at_kill, killed_at, f"SIGKILL of controller node {controller}"
+        )
         wait_for(
             lambda: active_controller(cluster) not in (None, controller),
             60,
