@@ -301,7 +301,7 @@ def dagster_stack() -> Iterator[DagsterStack]:
         yield stack
     finally:
         t0 = time.monotonic()
-        namespace.stop_services()
+        namespace.stop_services(timeout_s=5.0)
         with contextlib.suppress(Exception):
             subprocess.run(
                 namespace.command([str(KAFKA_SCRIPT), "stop"]), env=kafka_env,
@@ -312,7 +312,7 @@ def dagster_stack() -> Iterator[DagsterStack]:
                 postgres.stop()
         if client is not None:
             client.close()
-        namespace.stop()
+        namespace.stop(timeout_s=5.0)
         timings["teardown_seconds"] = time.monotonic() - t0
         ARTIFACTS.mkdir(exist_ok=True)
         with contextlib.suppress(OSError):

@@ -242,6 +242,7 @@ def test_simulator_sensor_runs_each_shard_and_a_second_launch_of_a_shard_waits(
     MEASUREMENTS["simulator_shards_started_seconds"] = round(time.monotonic() - t0, 1)
     assert sorted(running.values()) == [str(i) for i in range(shards)]
 
+    rows_at_start = simulator_event_rows(stack, set(running))
     topic = stack.services["dagster-code-server"]["environment"]["FIN_KAFKA_TOPIC"]
     events = wait_for(
         stack,
@@ -267,9 +268,50 @@ def test_simulator_sensor_runs_each_shard_and_a_second_launch_of_a_shard_waits(
     assert set(simulator_runs(stack, "STARTED")) == set(running)
 
     assert wait_final(stack, probe) == "SUCCESS", failure_text(stack, probe)
-    ((count,),) = stack.sql("SELECT count(*) FROM event_logs WHERE run_id = %s", (probe,))
-    MEASUREMENTS["batch_one_symbol_event_log_rows"] = count
     assert run_status(stack, waiting) == "QUEUED"
+    measure_storage(stack, probe, rows_at_start, simulator_event_rows(stack, set(running)))
+
+
+def simulator_event_rows(stack: DagsterStack, run_ids: set[str]) -> tuple[int, int, float]:
+    """(rows, bytes, database time) of the simulator runs' event logs now."""
+    ((rows, size, now),) = stack.sql(
+        "SELECT count(*), coalesce(sum(octet_length(event)), 0), extract(epoch FROM now())"
+        " FROM event_logs WHERE run_id = ANY(%s)",
+        (list(run_ids),),
+    )
+    return rows, size, float(now)
+
+
+def measure_storage(
+    stack: DagsterStack,
+    one_symbol_run: str,
+    simulator_before: tuple[int, int, float],
+    simulator_after: tuple[int, int, float],
+):
+    """Event-log rows and bytes for docs/scaling.md: a one-symbol batch run, and the rate at
+    which running simulator shards add rows (between two snapshots, start-up excluded)."""
+    ((count, size),) = stack.sql(
+        "SELECT count(*), coalesce(sum(octet_length(event)), 0) FROM event_logs WHERE run_id = %s",
+        (one_symbol_run,),
+    )
+    MEASUREMENTS["batch_one_symbol_event_log_rows"] = count
+    MEASUREMENTS["batch_one_symbol_event_log_bytes"] = size
+    (rows0, bytes0, t0), (rows1, bytes1, t1) = simulator_before, simulator_after
+    shards = len(stack.sql("SELECT 1 FROM runs WHERE pipeline_name = %s AND status = 'STARTED'",
+                           (SIMULATOR_JOB,)))  # fmt: skip
+    hours = (t1 - t0) / 3600
+    MEASUREMENTS["simulator_window_seconds"] = round(t1 - t0, 1)
+    MEASUREMENTS["simulator_event_log_rows_per_hour_per_shard"] = round(
+        (rows1 - rows0) / hours / shards, 1
+    )
+    MEASUREMENTS["simulator_event_log_bytes_per_hour_per_shard"] = round(
+        (bytes1 - bytes0) / hours / shards
+    )
+    ((total_rows, table_bytes),) = stack.sql(
+        "SELECT count(*), pg_total_relation_size('event_logs') FROM event_logs"
+    )
+    MEASUREMENTS["event_logs_rows_total"] = total_rows
+    MEASUREMENTS["event_logs_table_bytes_with_indexes"] = table_bytes
 
 
 @pytest.fixture(scope="module", autouse=True)
