@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from fin_assets.resources.kafka import KafkaProducerResource
@@ -260,3 +261,29 @@ def test_password_stays_out_of_kafka_debug_logs(caplog):
         kafka.ensure_topic()
     assert "Starting KafkaAdminClient with configuration" in caplog.text
     assert "hunter2-secret" not in caplog.text
+
+
+def test_unusable_security_settings_fail_the_run_at_once(tmp_path):
+    """Through Dagster: the kafka resource's setup names the missing variable; the simulator
+    never starts (no retry loop against a connection that cannot work)."""
+    from fin_assets.simulator.job import run_config, transaction_simulator_job
+
+    result = transaction_simulator_job.execute_in_process(
+        run_config=run_config(duration_s=30, rate_per_s=5),
+        resources={
+            "settings": settings_in(tmp_path),
+            "kafka": KafkaProducerResource(
+                security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512"
+            ),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    errors = [
+        e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if getattr(e.event_specific_data, "error", None) is not None
+    ]
+    assert any("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set" in e for e in errors)
+    assert not (tmp_path / "data" / "logs_transacciones.log").exists()

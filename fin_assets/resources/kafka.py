@@ -108,6 +108,11 @@ class KafkaProducerResource(dg.ConfigurableResource):
             auth = f", SASL {self.sasl_mechanism} as {self.sasl_username}"
         return f"{self.topic} on {self.bootstrap_servers} ({self.security_protocol}{auth})"
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Unusable security settings fail the run at once, naming the variable, instead of
+        a simulator that retries a connection that can never work."""
+        self._connection_config()
+
     def ensure_topic(self) -> bool:
         """Creates the topic when missing; True when this call created it."""
         with self._named_bootstrap_failures():
