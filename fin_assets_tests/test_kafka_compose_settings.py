@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_assets_tests.kafka_fixtures import KafkaNode, _needs_java_and_maven
+from fin_assets_tests.kafka_fixtures import KafkaNode, _needs_java_and_maven, kafka_jars_dir
 
 pytestmark = pytest.mark.kafka
 
@@ -175,13 +175,15 @@ class ComposeKafka:
         )
 
 
-def namespace_prefix(hosts_file: Path, var_lib: Path) -> list[str]:
+def namespace_prefix(hosts_file: Path, var_lib: Path, opt: Path) -> list[str]:
     """Run under new mount and network namespaces: loopback up, the container's host names
-    in /etc/hosts, /var/lib a temporary folder (for the image's /var/lib/kafka/data)."""
+    in /etc/hosts, /var/lib a temporary folder (for the image's /var/lib/kafka/data), /opt
+    one with the image's /opt/kafka/bin scripts the healthcheck calls."""
     setup = (
         "set -e; ip link set lo up;"
         f" mount --bind {shlex.quote(str(hosts_file))} /etc/hosts;"
         f" mount --bind {shlex.quote(str(var_lib))} /var/lib;"
+        f" mount --bind {shlex.quote(str(opt))} /opt;"
         ' exec "$@"'
     )
     return ["unshare", "--mount", "--net", "--", "sh", "-c", setup, "sh"]
@@ -195,6 +197,36 @@ def host_names_in(properties: dict[str, str]) -> set[str]:
             if host:
                 names.add(host)
     return names
+
+
+def kafka_tools_jar(version: str) -> Path:
+    """org.apache.kafka:kafka-tools (the image's command-line tools live there since 4.0),
+    from Maven Central into the same cache as scripts/kafka.sh's jars."""
+    cache = Path(os.environ.get("FIN_CACHE_DIR", Path.home() / ".cache" / "fin_assets"))
+    repo = cache / "m2"
+    jar = repo / "org/apache/kafka/kafka-tools" / version / f"kafka-tools-{version}.jar"
+    if not jar.exists():
+        subprocess.run(
+            ["mvn", "-q", "-B", f"-Dmaven.repo.local={repo}", "dependency:get",
+             f"-Dartifact=org.apache.kafka:kafka-tools:{version}", "-Dtransitive=false"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return jar
+
+
+def write_image_scripts(opt: Path, version: str) -> None:
+    """/opt/kafka/bin/kafka-broker-api-versions.sh as the image has it: kafka-run-class.sh
+    running org.apache.kafka.tools.BrokerApiVersionsCommand on the Kafka classpath."""
+    bin_dir = opt / "kafka" / "bin"
+    bin_dir.mkdir(parents=True)
+    classpath = f"{kafka_jars_dir(version) / 'libs'}/*:{kafka_tools_jar(version)}"
+    script = bin_dir / "kafka-broker-api-versions.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"exec java -Xmx128m -cp {shlex.quote(classpath)}"
+        ' org.apache.kafka.tools.BrokerApiVersionsCommand "$@"\n'
+    )
+    script.chmod(0o755)
 
 
 PROBE = """
@@ -225,10 +257,11 @@ def compose_kafka() -> Iterator[ComposeKafka]:
     )
     var_lib = state / "var-lib"
     (var_lib / "kafka" / "data").mkdir(parents=True)  # the image's VOLUME, made by its Dockerfile
+    write_image_scripts(state / "opt", image_version("kafka"))
     node = KafkaNode(
         state / "broker",
         properties,
-        prefix=namespace_prefix(hosts, var_lib),
+        prefix=namespace_prefix(hosts, var_lib, state / "opt"),
         version=image_version("kafka"),
     )
     compose = ComposeKafka(node, properties)
@@ -327,3 +360,11 @@ def test_simulator_and_consumer_group_run_on_the_compose_settings(compose_kafka,
         seen = json.loads(host.stdout)
         assert seen["records"] == len(logged)
         assert seen["brokers"] == [address], "advertised HOST listener != published address"
+
+
+def test_compose_healthcheck_passes_on_the_running_broker(compose_kafka):
+    """The service's healthcheck command, verbatim, where the container would run it."""
+    check = compose_services()["kafka"]["healthcheck"]["test"]
+    assert check[0] == "CMD-SHELL", check
+    result = compose_kafka.run_inside("sh", "-c", check[1], timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
