@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import uuid
@@ -258,3 +259,13 @@ def test_pacer_refuses_nonsense_rates():
     for rate in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             Pacer(rate)
+
+
+def test_a_failing_log_write_is_reported_not_raised():
+    """/dev/full: a real device on which every write fails with ENOSPC."""
+    log = TransactionLog(Path("/dev/full"))
+    try:
+        assert log.write(generate(1)[0]) is False
+        assert log.last_error is not None and log.last_error.errno == errno.ENOSPC
+    finally:
+        log.close()

@@ -49,7 +49,12 @@ class TransactionLog:
         # A short write: the disk filled up inside the line. Remove the fragment (we appended
         # it, so it is the file's last `written` bytes) rather than leave half a line.
         self._cut_fragment(written)
-        self.last_error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        self.last_error = OSError(
+            errno.ENOSPC,
+            f"only {written} of {len(data)} bytes of a line written (disk full or file size"
+            " limit); the partial line was removed",
+            str(self.path),
+        )
         return False
 
     def _cut_fragment(self, length: int) -> None:
