@@ -7,11 +7,15 @@ into the file realm: the integration-test distribution cannot create the native 
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
+import yaml
 
 from fin_assets import config
 from fin_assets.resources.elasticsearch import (
@@ -23,13 +27,18 @@ from fin_assets.resources.settings import PipelineSettings
 from fin_assets.search.checks import finanzas_batch_matches_csv
 from fin_assets.search.sensors import elasticsearch_observation_sensor
 from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.elasticsearch_fixtures import SecuredElasticsearch, install_templates
+from fin_assets_tests.elasticsearch_fixtures import (
+    REPO,
+    SecuredElasticsearch,
+    install_templates,
+)
 from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
 from fin_assets_tests.test_search_elasticsearch import index_like_logstash, price_frame, write_csv
 
 pytestmark = pytest.mark.elasticsearch
 
 WRONG_PASSWORD = "not-the-password-0"
+COMPOSE_FILE = REPO / "docker" / "docker-compose.yml"
 
 
 @pytest.fixture
@@ -151,3 +160,24 @@ def test_the_ca_wins_over_a_ca_bundle_in_the_environment(
         assert reader.health() in ("green", "yellow")
     finally:
         reader.close()
+
+
+def test_compose_healthcheck_passes_on_the_secured_node(
+    secured_elasticsearch: SecuredElasticsearch,
+):
+    """docker-compose.yml's elasticsearch healthcheck, run by sh in a folder laid out like the
+    image's (config/certs/ca/ca.crt), against the secured node's port; the password travels
+    in the environment and curl's config on stdin, not on curl's command line."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    kind, command = compose["services"]["elasticsearch"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and "-u " not in command
+    port = urlsplit(secured_elasticsearch.url).port
+    command = command.replace("$$", "$").replace("localhost:9200", f"localhost:{port}")
+    home = secured_elasticsearch.ca.parents[3]  # <state>/config/certs/ca/ca.crt
+
+    def healthcheck(password: str) -> int:
+        env = {"PATH": os.environ["PATH"], "ELASTIC_PASSWORD": password}
+        return subprocess.run(["sh", "-c", command], cwd=home, env=env, timeout=60).returncode
+
+    assert healthcheck(secured_elasticsearch.passwords["elastic"]) == 0
+    assert healthcheck(WRONG_PASSWORD) != 0
