@@ -208,12 +208,17 @@ class Simulator:
                 if deadline is not None and due_at >= deadline:
                     break
                 # Wait in short steps: stay responsive to stop, progress and a late connection.
-                while (remaining := due_at - time.monotonic()) > 0 and not self.stop.is_set():
-                    self.stop.wait(min(remaining, MAX_IDLE_S))
-                    self.delivery.pump()
-                    next_progress = self._maybe_report(next_progress)
-                if self.stop.is_set():
-                    break
+                remaining = due_at - time.monotonic()
+                # Only when the slot is ahead: at full speed the check at the top of the loop,
+                # microseconds earlier, is the one before this event.
+                if remaining > 0:
+                    while remaining > 0 and not self.stop.is_set():
+                        self.stop.wait(min(remaining, MAX_IDLE_S))
+                        self.delivery.pump()
+                        next_progress = self._maybe_report(next_progress)
+                        remaining = due_at - time.monotonic()
+                    if self.stop.is_set():
+                        break
                 self._emit_one()
                 next_progress = self._maybe_report(next_progress)
         finally:
