@@ -139,26 +139,75 @@ def test_lineage_shows_batch_and_near_real_time_flows(ui_page, dagster_ui: Dagst
 # --- Materialize, the run, the CSV's metadata ---------------------------------------------------
 
 
-def test_materialize_batch_and_csv_metadata(ui_page, dagster_ui: DagsterUI, shots):
-    page = ui_page
+def launch_batch_materialization(
+    page, dagster_ui: DagsterUI, shots, keep: list[str] | None = None
+) -> list[dict]:
+    """The batch group's "Materialize all" dialog: every symbol partition ("All"), or only
+    `keep` (Custom, the others removed from the picker). Several partitions launch a backfill
+    (one run for the range: single-run policy), a single one launches one run. Returns the
+    runs, once all of them have finished."""
     page.goto("/locations/fin_assets.definitions/asset-groups/batch")
     materialize = page.get_by_role("button", name=re.compile(r"Materialize all"))
     expect(materialize).to_be_enabled()
     shots(page, "batch-group")
     materialize.click()
-
-    toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}")).first
+    dialog = page.locator("[role=dialog]").first
+    expect(dialog.get_by_text("Partition selection")).to_be_visible()
+    symbols = SYMBOLS.split(",")
+    if keep is None:
+        dialog.get_by_role("button", name="All", exact=True).click()
+    else:
+        dialog.get_by_role("button", name="Custom", exact=True).click()
+        for symbol in symbols:
+            if symbol not in keep:
+                dialog.locator(f"[data-tooltip='{symbol}'] [aria-label='close']").click()
+    count = len(keep) if keep is not None else len(symbols)
+    expect(dialog.get_by_text(re.compile(rf"^{count} partitions?$"))).to_be_visible()
+    shots(page, "partition-picker")
+    before = {r["runId"] for r in dagster_ui.runs(limit=50)}
+    dialog.get_by_role("button", name=re.compile(r"^Launch (backfill|1 run)$")).click()
+    toast = page.get_by_text(re.compile(r"(Created backfill|Launched run) [a-z0-9]+")).first
     expect(toast).to_be_visible()
-    page.locator("a[href^='/runs/']", has_text="View").first.click()
-    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
-    run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    if toast.inner_text().startswith("Created backfill"):
+        backfill = dagster_ui.wait_backfill(toast.inner_text().split()[-1], RUN_TIMEOUT_MS / 500)
+        assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
+        runs = backfill["runs"]
+    else:
+        (run_id,) = wait_until(
+            lambda: [r["runId"] for r in dagster_ui.runs(limit=50) if r["runId"] not in before],
+            60,
+            "the launched run",
+        )
+        dagster_ui.wait_run(run_id, {"SUCCESS"}, timeout=RUN_TIMEOUT_MS / 1000)
+        runs = dagster_ui.backfill_runs_by_id([run_id])
+    assert runs and {r["status"] for r in runs} == {"SUCCESS"}, runs
+    return runs
+
+
+def partition_range(run: dict) -> tuple[str, str] | None:
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    if "dagster/partition" in tags:
+        return (tags["dagster/partition"], tags["dagster/partition"])
+    start = tags.get("dagster/asset_partition_range_start")
+    return (start, tags["dagster/asset_partition_range_end"]) if start else None
+
+
+def test_materialize_batch_and_csv_metadata(ui_page, dagster_ui: DagsterUI, shots):
+    page = ui_page
+    runs = launch_batch_materialization(page, dagster_ui, shots)
+    # Every symbol partition in one run (single-run backfill policy); the unpartitioned CSV
+    # in the backfill's next run, built from the histories that run stored.
+    symbols = SYMBOLS.split(",")
+    ranges = [partition_range(r) for r in runs if partition_range(r)]
+    assert ranges == [(symbols[0], symbols[-1])], runs
+    run_id = next(r["runId"] for r in runs if partition_range(r))
+    page.goto(f"/runs/{run_id}")
     success = page.get_by_text("Success", exact=True).first
     try:
         expect(success).to_be_visible(timeout=RUN_TIMEOUT_MS)
     finally:
         shot = shots(page, "batch-run")
     publish(shot, "materialization-run")
-    assert dagster_ui.run_status(run_id) == "SUCCESS"
 
     rows = dagster_ui.csv_path.read_text().splitlines()
     page.goto("/assets/datos_financieros_csv")
@@ -188,6 +237,30 @@ def test_materialize_batch_and_csv_metadata(ui_page, dagster_ui: DagsterUI, shot
     newest = max(line.split(",")[0] for line in rows[1:])
     expect(metadata.get_by_text(newest, exact=True).first).to_be_visible()
     shots(page, "csv-asset-preview")
+
+
+def test_rerun_one_symbol_from_the_partition_picker(ui_page, dagster_ui: DagsterUI, shots):
+    """Re-running one symbol is the partition picker: only that partition is fetched again,
+    and the partition bar shows every symbol materialised."""
+    page = ui_page
+    raw = dagster_ui.data_dir / "raw"
+    symbols = SYMBOLS.split(",")
+    if not all((raw / s).is_dir() for s in symbols):  # run alone: materialise everything first
+        launch_batch_materialization(page, dagster_ui, shots)
+    before = {s: len(list((raw / s).glob("*.json"))) for s in symbols}
+    again = symbols[-1]
+
+    runs = launch_batch_materialization(page, dagster_ui, shots, keep=[again])
+    assert [partition_range(r) for r in runs if partition_range(r)] == [(again, again)]
+    after = {s: len(list((raw / s).glob("*.json"))) for s in symbols}
+    assert after == {s: before[s] + (s == again) for s in symbols}
+
+    page.goto("/assets/daily_prices?view=partitions")
+    expect(page.get_by_text(f"Materialized ({len(symbols)})")).to_be_visible()
+    expect(page.get_by_text("Failed (0)")).to_be_visible()
+    page.get_by_text(again, exact=True).first.click()
+    expect(page.get_by_text("added_days").first).to_be_visible()  # that partition's metadata
+    shots(page, "partition-bar")
 
 
 # --- schedule and sensor ------------------------------------------------------------------------

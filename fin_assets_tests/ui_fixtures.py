@@ -296,6 +296,37 @@ def metadata_values(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return values
 
 
+BACKFILL_QUERY = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+  }
+}
+"""
+
+BACKFILL_RUNS_QUERY = """
+query BackfillRuns($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) {
+    ... on Runs {
+      results { runId status assetSelection { path } tags { key value } }
+    }
+  }
+}
+"""
+
+
+BACKFILL_RUNS_QUERY_BY_ID = """
+query RunsById($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) {
+    ... on Runs {
+      results { runId status assetSelection { path } tags { key value } }
+    }
+  }
+}
+"""
+
+
 class GraphQLMixin:
     """The GraphQL calls the tests share (one method per question a test asks)."""
 
@@ -316,6 +347,30 @@ class GraphQLMixin:
         if data["__typename"] != "Runs":
             raise GraphQLError(f"runsOrError: {data}")
         return data["results"]
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        """A backfill's status and its runs (id, status, partition tags)."""
+        data = self.graphql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        if data["__typename"] != "PartitionBackfill":
+            raise GraphQLError(f"partitionBackfillOrError: {data}")
+        runs = self.graphql(
+            BACKFILL_RUNS_QUERY, {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}
+        )["runsOrError"]["results"]
+        return {"status": data["status"], "runs": runs}
+
+    def backfill_runs_by_id(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Runs (id, status, asset selection, tags), as `backfill` lists them."""
+        runs = self.graphql(BACKFILL_RUNS_QUERY_BY_ID, {"ids": run_ids})["runsOrError"]
+        return runs["results"]
+
+    def wait_backfill(self, backfill_id: str, timeout: float) -> dict[str, Any]:
+        """Poll until the backfill is done (its daemon launches the runs one after the other)."""
+
+        def done() -> dict[str, Any] | None:
+            backfill = self.backfill(backfill_id)
+            return backfill if backfill["status"] not in ("REQUESTED", "CANCELING") else None
+
+        return wait_until(done, timeout, f"backfill {backfill_id} to finish")
 
     def run_status(self, run_id: str) -> str:
         runs = self.graphql(RUNS_QUERY, {"filter": {"runIds": [run_id]}, "limit": 1})
