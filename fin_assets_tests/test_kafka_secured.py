@@ -242,7 +242,7 @@ def test_password_stays_out_of_describe_and_repr():
     assert "fin_simulator" in kafka.describe()
 
 
-def test_password_stays_out_of_kafka_debug_logs(caplog):
+def test_password_stays_out_of_kafka_debug_logs():
     """kafka-python's admin client logs its whole configuration at DEBUG; a Dagster instance
     that captures the `kafka` loggers would otherwise store the password."""
     with socket.socket() as sock:
@@ -256,11 +256,22 @@ def test_password_stays_out_of_kafka_debug_logs(caplog):
         sasl_password="hunter2-secret",
         bootstrap_timeout_ms=300,
     )
-    caplog.set_level(logging.DEBUG, logger="kafka")
-    with pytest.raises(Exception, match="Unable to bootstrap"):
-        kafka.ensure_topic()
-    assert "Starting KafkaAdminClient with configuration" in caplog.text
-    assert "hunter2-secret" not in caplog.text
+    lines: list[str] = []
+    capture = logging.Handler(level=logging.DEBUG)
+    capture.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    kafka_logger = logging.getLogger("kafka")
+    level = kafka_logger.level
+    kafka_logger.addHandler(capture)
+    kafka_logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(Exception, match="Unable to bootstrap"):
+            kafka.ensure_topic()
+    finally:
+        kafka_logger.removeHandler(capture)
+        kafka_logger.setLevel(level)
+    text = "\n".join(lines)
+    assert "Starting KafkaAdminClient with configuration" in text
+    assert "hunter2-secret" not in text
 
 
 def test_unusable_security_settings_fail_the_run_at_once(tmp_path):
