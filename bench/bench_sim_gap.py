@@ -12,7 +12,7 @@ by default) to show the gap rotation costs; `--sensor-restart-at S` turns the se
 on again S seconds in. Then SIGTERMs `fin-assets dev` and checks nothing of it is left.
 
 The broker: KAFKA_PORT=39092 FIN_RUN_DIR=$PWD/.run/bench scripts/kafka.sh start.
-Results: bench/results/sim-gap-<stamp>.json.
+Results: bench/results/sim-gap[-rotation][-sensor-restart]-<stamp>.json.
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def main() -> int:
     parser.add_argument("--sensor-restart-at", type=float, default=0.0)
     args = parser.parse_args()
 
-    payload = header("sim-gap", sys.argv)
+    name = "sim-gap" + ("-rotation" if args.run_lifetime else "")
+    name += "-sensor-restart" if args.sensor_restart_at else ""
+    payload = header(name, sys.argv)
     payload.update(vars(args))
     topic = f"bench_gap_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="fin-bench-gap-") as tmp:
@@ -165,7 +167,7 @@ def main() -> int:
             payload["left_after_stop"] = sorted(left)
     payload["load_at_end"] = load_average()
     payload["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    path = write_results("sim-gap", payload)
+    path = write_results(name, payload)
     figures = payload["measured"]
     log(f"results: {path}")
     log(
