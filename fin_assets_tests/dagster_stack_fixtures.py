@@ -236,11 +236,11 @@ def dagster_stack() -> Iterator[DagsterStack]:
             "PATH": os.environ["PATH"], "HOME": str(Path.home()),
             "KAFKA_PORT": str(kafka_port), "FIN_RUN_DIR": str(work_dir / "kafka"),
         }  # fmt: skip
-        kafka_log = (logs_dir / "kafka.sh.log").open("wb")
-        kafka_start = subprocess.Popen(
-            namespace.command([str(KAFKA_SCRIPT), "start"]), env=kafka_env,
-            stdout=kafka_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        with (logs_dir / "kafka.sh.log").open("wb") as kafka_log:  # the child keeps its copy
+            kafka_start = subprocess.Popen(
+                namespace.command([str(KAFKA_SCRIPT), "start"]), env=kafka_env,
+                stdout=kafka_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
 
         venv = install_like_the_image(DOCKERFILE, REPO)
         timings["venv_seconds"] = venv.seconds
