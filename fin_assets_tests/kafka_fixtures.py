@@ -455,8 +455,10 @@ def secured_kafka() -> Iterator[SecuredKafka]:
         )
         yield secured
     finally:
-        node.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        try:
+            node.stop()
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 # -- the 3-node cluster (scripts/kafka.sh cluster-start) -----------------------------------

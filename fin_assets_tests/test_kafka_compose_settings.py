@@ -279,8 +279,10 @@ def compose_kafka() -> Iterator[ComposeKafka]:
         node.wait_serving(serves, timeout_s=180)
         yield compose
     finally:
-        node.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        try:
+            node.stop()
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 CONSUMER_GROUP = """
