@@ -265,8 +265,35 @@ def logstash_problems(manifests: dict) -> list[str]:
     return problems
 
 
+def claim_of(volume: dict) -> str:
+    return volume["persistentVolumeClaim"]["claimName"]
+
+
+def volume_problems(manifests: dict, values: dict) -> list[str]:
+    """The data volume the run pods write and Logstash reads is one ReadWriteMany claim."""
+    claims = {c["metadata"]["name"]: c for c in manifests.get("PersistentVolumeClaim", [])}
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    logstash = _one(manifests, "Logstash")["spec"]["podTemplate"]["spec"]
+    sources = (("Helm values", deployment["volumes"]), ("Logstash", logstash["volumes"]))
+    used = {
+        where: {claim_of(v) for v in vols if "persistentVolumeClaim" in v}
+        for where, vols in sources
+    }
+    problems = []
+    if used["Helm values"] != used["Logstash"]:
+        problems.append("Logstash does not mount the batch's data volume")
+    for name in used["Helm values"]:
+        claim = claims.get(name)
+        if claim is None:
+            problems.append(f"PersistentVolumeClaim {name}: not in deploy/")
+        elif claim["spec"]["accessModes"] != ["ReadWriteMany"]:
+            problems.append(f"PersistentVolumeClaim {name}: not ReadWriteMany")
+    return problems
+
+
 def all_problems(manifests: dict, values: dict, pipeline_text: str) -> list[str]:
     return [
+        *volume_problems(manifests, values),
         *kafka_problems(manifests, values, pipeline_text),
         *elasticsearch_problems(manifests, values),
         *dagster_problems(values),
@@ -352,6 +379,12 @@ BREAKS: dict[str, tuple[Callable, str]] = {
     "pool limit differs from the instance": (
         lambda m, v, p: v["concurrency"]["pools"].update(defaultLimit=2),
         "concurrency.pools differ",
+    ),
+    "data volume not shared": (
+        lambda m, v, p: m["PersistentVolumeClaim"][0]["spec"].update(
+            accessModes=["ReadWriteOnce"]
+        ),
+        "fin-assets-data: not ReadWriteMany",
     ),
     "resume turned on": (
         lambda m, v, p: v["dagsterDaemon"]["runMonitoring"].update(maxResumeRunAttempts=3),
