@@ -206,3 +206,13 @@ def test_secrets_are_references_not_values(values):
     text = VALUES.read_text().lower()
     for word in ("password:", "apikey", "api_key:"):
         assert word not in text
+
+
+def test_schema_is_the_generated_one_recorded_in_provenance():
+    """A hand edit of the generated schema shows up: PROVENANCE.md records its sha256."""
+    import hashlib
+    import re
+
+    provenance = (HELM_DIR / "PROVENANCE.md").read_text()
+    (recorded,) = re.findall(r"sha256 of the committed file: `([0-9a-f]{64})`", provenance)
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == recorded
