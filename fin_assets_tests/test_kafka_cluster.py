@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from fin_assets.resources.kafka import KafkaProducerResource
+from fin_assets.resources.kafka import KafkaProducerResource, kafka_from_env
 from fin_assets.resources.settings import PipelineSettings
 from fin_assets.simulator.runner import Simulator
 from fin_assets.simulator.session import build_simulator
@@ -139,6 +139,24 @@ def finish_and_check(
     assert sorted(topic_ids) == sorted(logged), "the topic and the transactions log differ"
 
 
+def test_topic_created_from_the_environment_is_replicated(
+    healthy_cluster: LocalCluster, unique_topic, monkeypatch
+):
+    """FIN_KAFKA_REPLICATION_FACTOR reaches the topic the simulator creates (before, the
+    resource from the environment always created it with a single replica)."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", healthy_cluster.bootstrap_servers)
+    monkeypatch.setenv("FIN_KAFKA_TOPIC", unique_topic)
+    monkeypatch.setenv("FIN_KAFKA_REPLICATION_FACTOR", "3")
+    kafka = kafka_from_env().process_config_and_initialize()
+    assert kafka.ensure_topic()
+    admin = admin_of(healthy_cluster)
+    try:
+        (described,) = admin.describe_topics([unique_topic])
+    finally:
+        admin.close()
+    assert {len(p["replica_nodes"]) for p in described["partitions"]} == {3}
+
+
 def test_partition_leader_sigkill_loses_and_duplicates_nothing(
     tmp_path, healthy_cluster: LocalCluster, unique_topic
 ):
@@ -190,3 +208,4 @@ def test_active_controller_sigkill_loses_and_duplicates_nothing(
             f"acknowledgements after SIGKILL of controller node {controller}",
         )
         finish_and_check(cluster, simulator, thread, settings, unique_topic)
+

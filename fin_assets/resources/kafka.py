@@ -166,6 +166,12 @@ def kafka_from_env() -> KafkaProducerResource:
         partitions=(
             dg.EnvVar.int("FIN_KAFKA_PARTITIONS") if os.environ.get("FIN_KAFKA_PARTITIONS") else 3
         ),
+        # On a cluster the topic the simulator creates needs replicas (3 for failover).
+        replication_factor=(
+            dg.EnvVar.int("FIN_KAFKA_REPLICATION_FACTOR")
+            if os.environ.get("FIN_KAFKA_REPLICATION_FACTOR")
+            else 1
+        ),
         security_protocol=config.env_or_default("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
         sasl_mechanism=_optional_env("KAFKA_SASL_MECHANISM"),
         sasl_username=_optional_env("KAFKA_SASL_USERNAME"),
