@@ -251,6 +251,12 @@ def dagster_problems(values: dict) -> list[str]:
 def logstash_problems(manifests: dict) -> list[str]:
     problems = []
     logstash = _one(manifests, "Logstash")
+    pod = logstash["spec"]["podTemplate"]["spec"]
+    config_volumes = {v["name"] for v in pod["volumes"] if "configMap" in v}
+    (container,) = pod["containers"]
+    pipeline_dirs = {
+        m["mountPath"] for m in container["volumeMounts"] if m["name"] in config_volumes
+    }
     repo_pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
     ours = {p["pipeline.id"]: p for p in logstash["spec"]["pipelines"]}
     for theirs in repo_pipelines:
@@ -260,6 +266,8 @@ def logstash_problems(manifests: dict) -> list[str]:
             continue
         if Path(mine["path.config"]).name != Path(theirs["path.config"]).name:
             problems.append(f"Logstash: pipeline {theirs['pipeline.id']} runs another file")
+        if str(Path(mine["path.config"]).parent) not in pipeline_dirs:
+            problems.append(f"Logstash: pipeline {theirs['pipeline.id']} is not on a mounted dir")
         if mine.get("queue.type") != "persisted":
             problems.append(f"Logstash: pipeline {theirs['pipeline.id']} without persistent queue")
     return problems
@@ -385,6 +393,12 @@ BREAKS: dict[str, tuple[Callable, str]] = {
             accessModes=["ReadWriteOnce"]
         ),
         "fin-assets-data: not ReadWriteMany",
+    ),
+    "pipeline path outside the mounted files": (
+        lambda m, v, p: m["Logstash"][0]["spec"]["pipelines"][0].update(
+            {"path.config": "/usr/share/logstash/pipeline/LOGSTASH_UNIFICADO_FIN_TRANS.conf"}
+        ),
+        "fin_unificado is not on a mounted dir",
     ),
     "resume turned on": (
         lambda m, v, p: v["dagsterDaemon"]["runMonitoring"].update(maxResumeRunAttempts=3),
