@@ -70,6 +70,10 @@ def kibana_answer(method: str, path: str, body: bytes) -> tuple[int, dict, objec
         if not objects:
             return 400, KIBANA_HEADERS, {"statusCode": 400, "message": "file is empty"}
         return 200, KIBANA_HEADERS, {"success": True, "successCount": len(objects)}
+    if route == "api/kibana/settings" and method == "POST":
+        if not body:
+            return 400, KIBANA_HEADERS, {"statusCode": 400, "message": "body is required"}
+        return 200, KIBANA_HEADERS, {"settings": json.loads(body)["changes"]}
     return 404, KIBANA_HEADERS, {"statusCode": 404, "message": "Not Found"}
 
 

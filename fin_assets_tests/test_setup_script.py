@@ -322,6 +322,10 @@ def test_setup_script_completes_and_every_body_arrives(setup_run: SetupRun):
     first_object = dashboard.splitlines()[0]
     assert first_object in imported["body"] and "multipart/form-data" in imported["content_type"]
 
+    # The batch rows' one time (New York midnight) is shown as the trading day in Kibana.
+    settings = json.loads(_find(setup_run, "POST", "/api/kibana/settings")["body"])
+    assert settings == {"changes": {"dateFormat:tz": "America/New_York"}}
+
 
 def test_setup_script_keeps_passwords_off_command_lines_and_output(setup_run: SetupRun):
     leaks = [leak for r in setup_run.requests for leak in r["argv_leaks"]]
