@@ -37,7 +37,11 @@ from fin_assets_tests.compose_file import (
     resolve,
     start_order,
 )
-from fin_assets_tests.container_namespace import NamespaceClient, PrivateNamespace
+from fin_assets_tests.container_namespace import (
+    NamespaceClient,
+    PrivateNamespace,
+    stop_process_group,
+)
 from fin_assets_tests.dockerfile_install import (
     ImageRecipe,
     InstalledVenv,
@@ -72,6 +76,27 @@ class DagsterStack:
     location_name: str
     logs_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    # -- the services, as compose starts them ---------------------------------------------
+    def start_service(self, name: str) -> None:
+        """The image's ENTRYPOINT + the compose command, the image's ENV + the compose
+        environment, in the namespace; returns once the compose health check passes."""
+        service = self.services[name]
+        env = service_env(self.recipe, self.venv, name, service)
+        argv = (service.get("entrypoint") or self.recipe.entrypoint) + (
+            service.get("command") or self.recipe.cmd
+        )
+        log = self.logs_dir / f"{name}.log"
+        cwd = service.get("working_dir") or self.recipe.workdir
+        process = self.namespace.popen(argv, env, log, cwd=cwd)
+        self.processes[name] = process
+        wait_healthy(self.namespace, name, service, process, env, log)
+
+    def restart_service(self, name: str) -> None:
+        """A new process for the service, as a new container after a rebuild would be."""
+        stop_process_group(self.processes.pop(name), timeout_s=5.0)
+        self.start_service(name)
 
     # -- talking to the services, from inside the namespace's network ------------------
     def graphql(self, query: str, variables: dict | None = None) -> dict:
@@ -267,20 +292,6 @@ def dagster_stack() -> Iterator[DagsterStack]:
         timings["kafka_wait_seconds"] = time.monotonic() - t0
 
         client = NamespaceClient(namespace)
-        for name in dagster_services:
-            t0 = time.monotonic()
-            service = services[name]
-            env = service_env(recipe, venv, name, service)
-            argv = (service.get("entrypoint") or recipe.entrypoint) + (
-                service.get("command") or recipe.cmd
-            )
-            log = logs_dir / f"{name}.log"
-            process = namespace.popen(
-                argv, env, log, cwd=service.get("working_dir") or recipe.workdir
-            )
-            wait_healthy(namespace, name, service, process, env, log)
-            timings[f"{name}_start_seconds"] = time.monotonic() - t0
-
         stack = DagsterStack(
             namespace=namespace,
             client=client,
@@ -297,6 +308,10 @@ def dagster_stack() -> Iterator[DagsterStack]:
             logs_dir=logs_dir,
             timings=timings,
         )
+        for name in dagster_services:
+            t0 = time.monotonic()
+            stack.start_service(name)
+            timings[f"{name}_start_seconds"] = time.monotonic() - t0
         timings["stack_up_seconds"] = time.monotonic() - started
         yield stack
     finally:

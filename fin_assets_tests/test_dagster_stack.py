@@ -53,7 +53,13 @@ query Run($runId: ID!) {
   }
 }"""
 
+RUN_STATUS = """
+query Run($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
+CAPTURED_LOGS = """
+query Logs($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }"""
+
 MEASUREMENTS: dict[str, object] = {}
+BATCH_RUNS: list[str] = []
 
 
 def launch(stack: DagsterStack, job: str, run_config: dict | None = None,
@@ -191,6 +197,7 @@ def test_batch_run_from_the_webserver_is_queued_run_by_the_daemon_and_stored(
     storage = dagster_stack.volume_dirs["dagster_storage"]
     assert any(run_id in str(p) for p in storage.rglob("*") if p.is_file()), "no compute logs"
 
+    BATCH_RUNS.append(run_id)
     ((count, size),) = dagster_stack.sql(
         "SELECT count(*), coalesce(sum(octet_length(event)), 0) FROM event_logs WHERE run_id = %s",
         (run_id,),
@@ -199,6 +206,32 @@ def test_batch_run_from_the_webserver_is_queued_run_by_the_daemon_and_stored(
     MEASUREMENTS["batch_event_log_rows"] = count
     MEASUREMENTS["batch_event_log_bytes"] = size
     MEASUREMENTS["batch_csv_rows"] = len(rows)
+
+
+def test_a_new_webserver_serves_the_earlier_run_and_its_compute_logs(dagster_stack: DagsterStack):
+    """As after a rebuild (a new container, same volumes): a new webserver process finds the
+    run in Postgres and the compute logs the code server's run worker wrote on the
+    dagster_storage volume."""
+    assert BATCH_RUNS, "needs the batch run of the test before"
+    run_id = BATCH_RUNS[0]
+    t0 = time.monotonic()
+    dagster_stack.restart_service("dagster-webserver")
+    MEASUREMENTS["webserver_restart_seconds"] = round(time.monotonic() - t0, 1)
+    run = dagster_stack.graphql(RUN_STATUS, {"runId": run_id})["runOrError"]
+    assert run == {"__typename": "Run", "status": "SUCCESS"}
+    rows = dagster_stack.sql(
+        "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type = 'LOGS_CAPTURED'",
+        (run_id,),
+    )
+    assert rows, "the run captured no logs"
+    served = ""
+    for (event,) in rows:
+        data = json.loads(event)["dagster_event"]["event_specific_data"]
+        # Stored under its old name, log_key (ComputeLogsCaptureData.file_key).
+        key = [run_id, "compute_logs", data.get("log_key") or data["file_key"]]
+        logs = dagster_stack.graphql(CAPTURED_LOGS, {"logKey": key})["capturedLogs"]
+        served += (logs["stdout"] or "") + (logs["stderr"] or "")
+    assert "SYNTHETIC" in served, served[-2000:]
 
 
 def test_no_secret_reaches_postgres_logs_or_argv(dagster_stack: DagsterStack):
