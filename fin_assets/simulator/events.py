@@ -147,18 +147,12 @@ class EventGenerator:
         index = bisect(self._cum_weights, random() * self._total_weight, 0, 2)
         # Plain random() draws instead of choice()/randint(): a fraction of their cost.
         symbol = self.symbols[int(random() * self._symbol_count)]
-        event = {
-            "event_id": uuid4_from_bits(self._id_bits(128)),
-            "ts": utc_timestamp(now) if now is not None else self._clock.now(),
-            "event_type": EVENT_TYPES[index],
-            "symbol": symbol,
-            "seq": self._seq,
-            "level": _LEVELS[index],
-            "run_id": self.run_id,
-        }
-        self._bodies[index](symbol, event)
-        self._seq += 1
-        return event
+        event_id = uuid4_from_bits(self._id_bits(128))
+        ts = utc_timestamp(now) if now is not None else self._clock.now()
+        seq = self._seq
+        self._seq = seq + 1
+        # Each kind builds its whole event in one dict literal (no growth, no resize).
+        return self._bodies[index](symbol, event_id, ts, seq)
 
     def _step(self, symbol: str) -> float:
         """One random-walk step (log-normal), kept within [MIN_PRICE, MAX_PRICE]."""
@@ -167,21 +161,30 @@ class EventGenerator:
         self.prices[symbol] = price
         return price
 
-    def _trade(self, symbol: str, event: dict[str, Any]) -> None:
+    def _trade(self, symbol: str, event_id: str, ts: str, seq: int) -> dict[str, Any]:
         random = self._rng.random
         price = round(self._step(symbol), 2)
         side = "BUY" if random() < 0.5 else "SELL"
         quantity = 1 + int(random() * 500)  # 1..500
         amount = round(quantity * price, 2)
         account = ACCOUNTS[int(random() * ACCOUNT_POOL)]
-        event["side"] = side
-        event["quantity"] = quantity
-        event["price"] = price
-        event["amount"] = amount
-        event["account"] = account
-        event["message"] = f"{side} {quantity} {symbol} @ {price:.2f} = {amount:.2f} ({account})"
+        return {
+            "event_id": event_id,
+            "ts": ts,
+            "event_type": "trade",
+            "symbol": symbol,
+            "seq": seq,
+            "level": "INFO",
+            "run_id": self.run_id,
+            "side": side,
+            "quantity": quantity,
+            "price": price,
+            "amount": amount,
+            "account": account,
+            "message": f"{side} {quantity} {symbol} @ {price:.2f} = {amount:.2f} ({account})",
+        }
 
-    def _price_alert(self, symbol: str, event: dict[str, Any]) -> None:
+    def _price_alert(self, symbol: str, event_id: str, ts: str, seq: int) -> dict[str, Any]:
         """A sudden move of at least the threshold; later trades continue from the new price."""
         threshold = self.settings.alert_threshold_pct
         previous = round(self.prices[symbol], 2)
@@ -196,17 +199,26 @@ class EventGenerator:
         new = round(previous * (1 + sign * magnitude / 100), 2)
         self.prices[symbol] = new
         change_pct = round((new - previous) / previous * 100, 3)
-        event["previous_price"] = previous
-        event["new_price"] = new
-        event["change_pct"] = change_pct
-        event["threshold_pct"] = threshold
-        event["direction"] = direction
-        event["message"] = (
-            f"{symbol} moved {direction} {abs(change_pct):.2f}% from {previous:.2f} to"
-            f" {new:.2f} (alert threshold {threshold:g}%)"
-        )
+        return {
+            "event_id": event_id,
+            "ts": ts,
+            "event_type": "price_alert",
+            "symbol": symbol,
+            "seq": seq,
+            "level": "WARNING",
+            "run_id": self.run_id,
+            "previous_price": previous,
+            "new_price": new,
+            "change_pct": change_pct,
+            "threshold_pct": threshold,
+            "direction": direction,
+            "message": (
+                f"{symbol} moved {direction} {abs(change_pct):.2f}% from {previous:.2f} to"
+                f" {new:.2f} (alert threshold {threshold:g}%)"
+            ),
+        }
 
-    def _api_error(self, symbol: str, event: dict[str, Any]) -> None:
+    def _api_error(self, symbol: str, event_id: str, ts: str, seq: int) -> dict[str, Any]:
         rng = self._rng
         endpoint = rng.choice(API_ENDPOINTS)
         kind = rng.choice(ERROR_KINDS)
@@ -224,14 +236,22 @@ class EventGenerator:
             status, latency = 429, rng.randint(20, 300)
             retry_after = float(rng.randint(1, 60))
             detail = "HTTP 429 rate limit"
-        event["endpoint"] = endpoint
-        event["error_kind"] = kind
-        event["http_status"] = status
-        event["latency_ms"] = latency
-        event["retry_after_s"] = retry_after
-        event["message"] = (
-            f"Market API {endpoint} for {symbol} failed: {detail}; retrying in {retry_after:g} s"
-        )
+        return {
+            "event_id": event_id,
+            "ts": ts,
+            "event_type": "api_error",
+            "symbol": symbol,
+            "seq": seq,
+            "level": "ERROR",
+            "run_id": self.run_id,
+            "endpoint": endpoint,
+            "error_kind": kind,
+            "http_status": status,
+            "latency_ms": latency,
+            "retry_after_s": retry_after,
+            "message": (
+                f"Market API {endpoint} for {symbol} failed: {detail};"
+                f" retrying in {retry_after:g} s"
+            ),
+        }
 
-
-_LEVELS = tuple(LEVEL_BY_TYPE[event_type] for event_type in EVENT_TYPES)
