@@ -2,9 +2,9 @@
 
 The venv stands in for the image's /usr/local: the same pip commands, in a build folder laid
 out as the Dockerfile's COPY lines lay out WORKDIR. It is cached under ~/.cache/fin_assets,
-keyed by the Dockerfile and the constraints file it installs with; a warm run still re-runs
-the pip commands (everything is satisfied, so it takes seconds), so the venv always holds
-exactly what the Dockerfile installs from the current tree.
+keyed by the Dockerfile, the constraints file it installs with and the project's dependencies;
+a warm run still re-runs the pip commands (everything is satisfied, so it takes seconds), so
+the venv always holds exactly what the Dockerfile installs from the current tree.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -170,8 +171,13 @@ class InstalledVenv:
 
 
 def cache_key(recipe: ImageRecipe, dockerfile: Path, context: Path) -> str:
-    """The Dockerfile plus every file its pip commands name (the constraints file)."""
+    """The Dockerfile, every file its pip commands name (the constraints file) and the
+    project's dependency list: what decides which packages the venv holds."""
     digest = hashlib.sha256(dockerfile.read_bytes())
+    pyproject = context / "pyproject.toml"
+    if pyproject.is_file():
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+        digest.update(json.dumps(project.get("dependencies", [])).encode())
     named = {w for command in recipe.pip_commands for w in shlex.split(command)}
     for copy in recipe.copies:
         for source, target in placements(copy):
@@ -247,4 +253,19 @@ def install_like_the_image(dockerfile: Path, context: Path) -> InstalledVenv:
         if check.returncode != 0:
             raise RuntimeError(f"pip check in the image's venv failed:\n{check.stdout}")
         (venv / ".complete").touch()
+    if cold:
+        remove_stale_venvs(keep=venv)
     return InstalledVenv(venv, cold, time.monotonic() - started, check.stdout.strip())
+
+
+def remove_stale_venvs(keep: Path) -> None:
+    """Venvs of older keys (about 450 MB each), unless another session holds their lock."""
+    for other in CACHE_ROOT.glob("docker-venv-*"):
+        if other == keep or not other.is_dir():
+            continue
+        with (CACHE_ROOT / f"{other.name}.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(other, ignore_errors=True)
