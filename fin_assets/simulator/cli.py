@@ -5,7 +5,9 @@
   flushes Kafka for up to `--flush-timeout` seconds and prints the summary. Exit status:
   0 every generated event was acknowledged by Kafka and written to the transactions log;
   1 none could be delivered (broker unreachable the whole time); 3 some were not (failed,
-  dropped, unsent or not logged: the summary says which); 2 bad arguments (argparse usage).
+  dropped, unsent or not logged: the summary says which); 2 bad arguments (argparse usage)
+  or unusable Kafka security settings. Kafka settings come from the environment as for
+  `simulator-job` (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE, ...).
 - `fin-assets simulator-job`: transaction_simulator_job through Dagster (execute_in_process)
   against the instance in DAGSTER_HOME when it is set, else an ephemeral one. Exit 1 when the
   run fails (the op fails when nothing could be delivered).
@@ -29,6 +31,8 @@ MAX_RATE_PER_S = 1_000_000.0
 EXIT_ALL_DELIVERED = 0
 EXIT_NONE_DELIVERED = 1
 EXIT_SOME_NOT_DELIVERED = 3
+# As argparse's usage errors: the settings cannot work, nothing was attempted.
+EXIT_BAD_SETTINGS = 2
 
 
 def positive_number(maximum: float = math.inf) -> Callable[[str], float]:
@@ -95,7 +99,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="topic (FIN_KAFKA_TOPIC, default %(default)s)",
     )
     simulate.add_argument(
-        "--partitions", type=positive_int, default=3, help="when creating the topic (3)"
+        "--partitions",
+        type=positive_int,
+        default=None,
+        help="when creating the topic (FIN_KAFKA_PARTITIONS, default 3)",
     )
     simulate.set_defaults(handler=run_simulate)
 
@@ -161,8 +168,24 @@ def run_until_done_or_signalled(simulator) -> str:
     return ended_by[0] if ended_by else "duration reached"
 
 
+def kafka_for_simulate(args: argparse.Namespace):
+    """The resource `simulator-job` gets from `kafka_from_env()` (KAFKA_SECURITY_PROTOCOL,
+    KAFKA_SASL_*, KAFKA_SSL_CAFILE, FIN_KAFKA_PARTITIONS, ...), its EnvVars resolved, as
+    outside Dagster nothing would resolve them; the command's flags win over the environment.
+    Raises KafkaSecurityConfigError for settings that cannot work, before anything connects."""
+    from fin_assets.resources.kafka import KafkaProducerResource, kafka_from_env
+
+    resolved = kafka_from_env().process_config_and_initialize()
+    overrides = {"bootstrap_servers": args.bootstrap_servers, "topic": args.topic}
+    if args.partitions is not None:
+        overrides["partitions"] = args.partitions
+    kafka = KafkaProducerResource(**{**resolved.model_dump(), **overrides})
+    kafka.producer_config()  # checks the security settings (the run's setup does the same)
+    return kafka
+
+
 def run_simulate(args: argparse.Namespace) -> int:
-    from fin_assets.resources.kafka import KafkaProducerResource
+    from fin_assets.resources.kafka_security import KafkaSecurityConfigError
     from fin_assets.resources.settings import PipelineSettings
     from fin_assets.simulator.session import build_simulator
 
@@ -171,9 +194,11 @@ def run_simulate(args: argparse.Namespace) -> int:
         data_dir=os.environ.get("FIN_DATA_DIR") or config.DEFAULT_DATA_DIR,
         symbols=os.environ.get("FIN_SYMBOLS") or config.DEFAULT_SYMBOLS,
     )
-    kafka = KafkaProducerResource(
-        bootstrap_servers=args.bootstrap_servers, topic=args.topic, partitions=args.partitions
-    )
+    try:
+        kafka = kafka_for_simulate(args)
+    except KafkaSecurityConfigError as exc:  # names the variable at fault, never the password
+        _print(f"[error] Unusable Kafka security settings: {exc}")
+        return EXIT_BAD_SETTINGS
     simulator = build_simulator(
         settings=settings,
         kafka=kafka,
