@@ -71,6 +71,14 @@ BROKEN_COPIES = [
     (PIPELINE_PATH, '"volumen" => "integer"\n      }', '"volumen" => "int"\n      }',
      "filter/csv batch_csv_columns: convert: volumen => 'int' is not one of"),
     (PIPELINE_PATH, "codec => json\n", "codec => jsn\n", "codec => 'jsn': unknown codec 'jsn'"),
+    (PIPELINE_PATH, "${KAFKA_SECURITY_PROTOCOL:PLAINTEXT}", "${KAFKA_SECURITY_PROTOCOL:SASL-SSL}",
+     "input/kafka transactions_kafka: security_protocol => '${KAFKA_SECURITY_PROTOCOL:SASL-SSL}':"
+     " expected one of ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL']"),
+    (PIPELINE_PATH, "sasl_jaas_config =>", "sasl_jaas =>",
+     "input/kafka transactions_kafka: unknown option 'sasl_jaas'"),
+    (PIPELINE_PATH, "TRUSTSTORE_LOCATION:/usr/share", "TRUSTSTORE_LOCATION:usr/share",
+     "ssl_truststore_location => '${KAFKA_SSL_TRUSTSTORE_LOCATION:usr/share/logstash/jdk/lib/"
+     "security/cacerts}': expected an absolute path"),
     (PIPELINE_PATH, "ssl_enabled => true", "ssl_enabled => yes",
      "ssl_enabled => 'yes': expected boolean"),
     (PIPELINE_PATH, 'ilm_enabled => "false"', 'ilm_enabled => "no"',
@@ -94,6 +102,34 @@ def test_a_broken_copy_is_refused(path, old, new, problem, table):
     assert old in text, old
     problems = option_problems(parse(text.replace(old, new, 1)), table)
     assert any(problem in p for p in problems), problems
+
+
+def deploy_logstash_env() -> dict[str, str]:
+    """deploy/logstash/logstash.yaml's plain env values (not those from Secrets)."""
+    docs = yaml.safe_load_all((REPO / "deploy" / "logstash" / "logstash.yaml").read_text())
+    (logstash,) = [d for d in docs if d and d.get("kind") == "Logstash"]
+    (container,) = logstash["spec"]["podTemplate"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def under_env(text: str, env: dict[str, str]) -> str:
+    """The pipeline with the variables this environment sets substituted, the rest left."""
+    return re.sub(
+        r"\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}", lambda m: env.get(m[1], m[0]), text
+    )
+
+
+def test_the_pipeline_is_valid_under_the_deploys_env(table):
+    # The defaults are checked above; the deploy's values (SASL_SSL, PKCS12, ...) here.
+    text = under_env(PIPELINE_PATH.read_text(), deploy_logstash_env())
+    assert "SASL_SSL" in text
+    assert option_problems(parse(text), table) == []
+
+
+def test_a_bad_protocol_in_the_deploys_env_is_refused(table):
+    env = {**deploy_logstash_env(), "KAFKA_SECURITY_PROTOCOL": "SASL-SSL"}
+    problems = option_problems(parse(under_env(PIPELINE_PATH.read_text(), env)), table)
+    assert any("security_protocol => 'SASL-SSL': expected one of" in p for p in problems)
 
 
 def test_an_unknown_plugin_is_refused(table):

@@ -208,13 +208,25 @@ def test_elasticsearch_outputs_take_connection_from_env_and_use_v12_options(plug
         assert attrs["manage_template"] == "false"
 
 
+# A secret is an environment reference with no default, or an empty one: never a literal.
+_SECRET_REFERENCE = re.compile(r"\$\{[A-Z0-9_]+:?\}")
+
+
 def test_no_literal_secrets_in_logstash_files():
     for path in (REPO / "logstash").rglob("*"):
         if path.is_file():
-            text = path.read_text().lower()
-            assert "changeme" not in text and "password =>" not in text.replace(
-                'password => "${elasticsearch_password}"', ""
-            ), path
+            assert "changeme" not in path.read_text().lower(), path
+    for path in pipeline_files():
+        for plugin in pipeline_plugins(path):
+            where = f"{path.name} {plugin.attrs.get('id')}"
+            for name, value in plugin.attrs.items():
+                if "password" in name:
+                    assert isinstance(value, str) and _SECRET_REFERENCE.fullmatch(value), where
+                if name == "sasl_jaas_config":
+                    # Inside the JAAS line: password='${VAR:}', nothing else.
+                    secrets = re.findall(r"password\s*=\s*(\S+?);?(?:\s|$)", value)
+                    assert secrets, where
+                    assert all(_SECRET_REFERENCE.fullmatch(s.strip("'\"")) for s in secrets), where
 
 
 def pipelines_yml() -> dict[str, dict]:
