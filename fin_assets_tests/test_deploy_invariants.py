@@ -273,6 +273,85 @@ def logstash_problems(manifests: dict) -> list[str]:
     return problems
 
 
+# Strimzi listener (tls, authentication.type) -> the client's security.protocol and SASL mechanism.
+_LISTENER_SECURITY = {
+    (True, "scram-sha-512"): ("SASL_SSL", "SCRAM-SHA-512"),
+    (False, "scram-sha-512"): ("SASL_PLAINTEXT", "SCRAM-SHA-512"),
+    (True, None): ("SSL", None),
+    (False, None): ("PLAINTEXT", None),
+}
+_SECRET_ENV = ("KAFKA_SASL_PASSWORD", "KAFKA_SSL_TRUSTSTORE_PASSWORD")
+
+
+def logstash_kafka_security_problems(manifests: dict, pipeline_text: str) -> list[str]:
+    """Logstash's env gives the kafka input the protocol and mechanism the Strimzi listener it
+    connects to requires, as a KafkaUser that may read the topic; secrets from Secrets."""
+    problems = []
+    logstash = _one(manifests, "Logstash")
+    (container,) = logstash["spec"]["podTemplate"]["spec"]["containers"]
+    entries = {e["name"]: e for e in container["env"]}
+    env = _env(logstash)
+    kafka_input = pipeline_text[pipeline_text.index("kafka {") :]
+    for option in ("security_protocol", "sasl_mechanism", "ssl_truststore_location"):
+        variable = f"KAFKA_{option.upper()}"
+        if not re.search(rf'{option} => "\$\{{{variable}[:}}]', kafka_input):
+            problems.append(f"pipeline: the kafka input's {option} does not read {variable}")
+    port = int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+    listeners = [
+        li for li in _one(manifests, "Kafka")["spec"]["kafka"]["listeners"] if li["port"] == port
+    ]
+    if not listeners:
+        return [*problems, f"Logstash: no Kafka listener on port {port}"]
+    (listener,) = listeners
+    auth = (listener.get("authentication") or {}).get("type")
+    wanted = _LISTENER_SECURITY.get((bool(listener.get("tls")), auth))
+    if wanted is None:
+        return [*problems, f"Logstash: listener {listener['name']} needs {auth}: not supported"]
+    protocol, mechanism = wanted
+    got = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    if got != protocol:
+        problems.append(
+            f"Logstash: KAFKA_SECURITY_PROTOCOL {got}, listener {listener['name']} needs {protocol}"
+        )
+    if mechanism and env.get("KAFKA_SASL_MECHANISM") != mechanism:
+        problems.append(
+            f"Logstash: KAFKA_SASL_MECHANISM {env.get('KAFKA_SASL_MECHANISM')}, "
+            f"listener {listener['name']} needs {mechanism}"
+        )
+    if mechanism:
+        users = {u["metadata"]["name"]: u for u in manifests["KafkaUser"]}
+        user = users.get(env.get("KAFKA_SASL_USERNAME"))
+        if user is None or user["spec"]["authentication"]["type"] != auth:
+            problems.append(f"Logstash: KAFKA_SASL_USERNAME is no {auth} KafkaUser")
+        else:
+            reads = {
+                (acl["resource"]["type"], acl["resource"].get("name"))
+                for acl in user["spec"]["authorization"]["acls"]
+                if "Read" in acl["operations"]
+            }
+            group = env.get("LOGSTASH_KAFKA_GROUP_ID") or re.search(
+                r'group_id => "\$\{LOGSTASH_KAFKA_GROUP_ID:([^}]*)\}"', kafka_input
+            )[1]
+            for resource in (("topic", env["FIN_KAFKA_TOPIC"]), ("group", group)):
+                if resource not in reads:
+                    problems.append(f"KafkaUser {user['metadata']['name']}: cannot read {resource}")
+    for name in _SECRET_ENV:
+        entry = entries.get(name)
+        if entry is not None and "secretKeyRef" not in entry.get("valueFrom", {}):
+            problems.append(f"Logstash: {name} must come from a Secret (secretKeyRef)")
+    if protocol in ("SSL", "SASL_SSL"):
+        location = env.get("KAFKA_SSL_TRUSTSTORE_LOCATION") or ""
+        secret_volumes = {
+            v["name"] for v in logstash["spec"]["podTemplate"]["spec"]["volumes"] if "secret" in v
+        }
+        mounted = [
+            m["mountPath"] for m in container["volumeMounts"] if m["name"] in secret_volumes
+        ]
+        if not any(location.startswith(path.rstrip("/") + "/") for path in mounted):
+            problems.append("Logstash: KAFKA_SSL_TRUSTSTORE_LOCATION is on no mounted Secret")
+    return problems
+
+
 def claim_of(volume: dict) -> str:
     return volume["persistentVolumeClaim"]["claimName"]
 
@@ -306,6 +385,7 @@ def all_problems(manifests: dict, values: dict, pipeline_text: str) -> list[str]
         *elasticsearch_problems(manifests, values),
         *dagster_problems(values),
         *logstash_problems(manifests),
+        *logstash_kafka_security_problems(manifests, pipeline_text),
     ]
 
 
@@ -334,6 +414,11 @@ def test_consumer_threads_read_from_the_pipeline():
 def _kind(manifests, kind, name=None):
     items = manifests[kind]
     return items[0] if name is None else next(i for i in items if i["metadata"]["name"] == name)
+
+
+def _logstash_env(manifests, name) -> dict:
+    (container,) = manifests["Logstash"][0]["spec"]["podTemplate"]["spec"]["containers"]
+    return next(e for e in container["env"] if e["name"] == name)
 
 
 def _set_env(values, name, value):
@@ -400,6 +485,36 @@ BREAKS: dict[str, tuple[Callable, str]] = {
         ),
         "fin_unificado is not on a mounted dir",
     ),
+    "Logstash on PLAINTEXT against the tls listener": (
+        lambda m, v, p: _logstash_env(m, "KAFKA_SECURITY_PROTOCOL").update(value="PLAINTEXT"),
+        "KAFKA_SECURITY_PROTOCOL PLAINTEXT, listener tls needs SASL_SSL",
+    ),
+    "Logstash with another SASL mechanism": (
+        lambda m, v, p: _logstash_env(m, "KAFKA_SASL_MECHANISM").update(value="SCRAM-SHA-256"),
+        "KAFKA_SASL_MECHANISM SCRAM-SHA-256, listener tls needs SCRAM-SHA-512",
+    ),
+    "Logstash as the simulator's user": (
+        lambda m, v, p: _logstash_env(m, "KAFKA_SASL_USERNAME").update(
+            value="fin-assets-simulator"
+        ),
+        "KafkaUser fin-assets-simulator: cannot read ('topic', 'transacciones_financieras')",
+    ),
+    "Logstash's SCRAM password as a literal": (
+        lambda m, v, p: _logstash_env(m, "KAFKA_SASL_PASSWORD").update(
+            value="literal", valueFrom={}
+        ),
+        "KAFKA_SASL_PASSWORD must come from a Secret",
+    ),
+    "Logstash truststore outside its Secret mount": (
+        lambda m, v, p: _logstash_env(m, "KAFKA_SSL_TRUSTSTORE_LOCATION").update(
+            value="/tmp/ca.p12"
+        ),
+        "KAFKA_SSL_TRUSTSTORE_LOCATION is on no mounted Secret",
+    ),
+    "kafka input without security options": (
+        lambda m, v, p: None,
+        "the kafka input's security_protocol does not read KAFKA_SECURITY_PROTOCOL",
+    ),
     "resume turned on": (
         lambda m, v, p: v["dagsterDaemon"]["runMonitoring"].update(maxResumeRunAttempts=3),
         "would resume the simulator",
@@ -412,6 +527,8 @@ def test_broken_copies_are_refused(current, name):
     manifests, values, pipeline = copy.deepcopy(current)
     if name == "consumer threads raised in the pipeline":
         pipeline = pipeline.replace("kafka {", "kafka {\n    consumer_threads => 4", 1)
+    elif name == "kafka input without security options":
+        pipeline = re.sub(r"\n\s*security_protocol => [^\n]*", "", pipeline, count=1)
     else:
         BREAKS[name][0](manifests, values, pipeline)
     problems = all_problems(manifests, values, pipeline)
