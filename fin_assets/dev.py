@@ -150,10 +150,13 @@ def cancel_simulator_runs(instance, timeout: float, log: Callable[[str], None]) 
     return pending
 
 
-def mark_killed_runs_canceled(instance, log: Callable[[str], None]) -> list[str]:
+def mark_killed_runs_canceled(
+    instance, shutdown_started: float, log: Callable[[str], None]
+) -> list[str]:
     """After the whole tree is gone, no simulator run can still be running: mark those the
-    storage still shows running CANCELED (a run the sensor launched during the shutdown, one
-    whose worker ignored the termination), so the next start replaces them at once."""
+    storage still shows running CANCELED (one whose worker ignored the termination), and those
+    the sensor queued during the shutdown, so the next start replaces them at once. A run that
+    was already waiting in the queue before (a user's launch) stays queued."""
     from dagster import DagsterRunStatus, RunsFilter
 
     from fin_assets.simulator.specs import JOB_NAME
@@ -164,11 +167,18 @@ def mark_killed_runs_canceled(instance, log: Callable[[str], None]) -> list[str]
         DagsterRunStatus.STARTED,
         DagsterRunStatus.CANCELING,
     ]
-    runs = instance.get_runs(RunsFilter(job_name=JOB_NAME, statuses=running), limit=100)
+    records = instance.get_run_records(
+        RunsFilter(job_name=JOB_NAME, statuses=[*running, DagsterRunStatus.QUEUED]), limit=100
+    )
+    runs = [
+        r.dagster_run
+        for r in records
+        if r.dagster_run.status in running or r.create_timestamp.timestamp() >= shutdown_started
+    ]
     for run in runs:
-        log(f"fin-assets dev: run {run.run_id} did not stop by itself; its worker was killed")
+        log(f"fin-assets dev: run {run.run_id} ({run.status.value}) left over; canceled")
         instance.report_run_canceled(
-            run, message="fin-assets dev stopped and killed this run's worker process."
+            run, message="fin-assets dev stopped: its worker (if any) was killed with dagster dev."
         )
     return [run.run_id for run in runs]
 
@@ -203,13 +213,14 @@ def run_dagster_dev(command: list[str], log: Callable[[str], None]) -> int:
         # Further stop signals must not interrupt the shutdown itself (it has deadlines).
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
+        shutdown_started = time.time()
         log(f"fin-assets dev: {reason}; stopping the simulator runs, then dagster dev")
         with dg.DagsterInstance.get() as instance:
             cancel_simulator_runs(instance, RUN_STOP_TIMEOUT_S, log)
             killed = stop_tree(ui)
             if killed:
                 log(f"fin-assets dev: SIGKILLed {sorted(killed)} after SIGTERM was not enough")
-            mark_killed_runs_canceled(instance, log)
+            mark_killed_runs_canceled(instance, shutdown_started, log)
         return code
     finally:
         for sig, handler in previous.items():
