@@ -13,11 +13,15 @@ truststore password only travel through environment variables and 0600 files.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -119,19 +123,33 @@ public class Consume {
 """
 
 
+@functools.cache
+def consumer_classes() -> Path:
+    """Consume.java compiled once per session (javac), against the cached Kafka client jars."""
+    folder = Path(tempfile.mkdtemp(prefix="fin-logstash-consumer-"))
+    atexit.register(shutil.rmtree, folder, True)
+    source = folder / "Consume.java"
+    source.write_text(CONSUMER_JAVA)
+    subprocess.run(
+        ["javac", "-cp", f"{kafka_jars_dir() / 'libs'}/*", "-d", str(folder), str(source)],
+        check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    return folder
+
+
 def run_consumer(folder: Path, props: dict[str, str], topic: str, count: int):
     """The Java consumer with these properties (a 0600 file: it holds the JAAS line)."""
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / "Consume.java"
-    source.write_text(CONSUMER_JAVA)
     # java.util.Properties format: escape backslashes, nothing else here needs it.
     text = "".join(f"{k}={v.replace(chr(92), chr(92) * 2)}\n" for k, v in props.items())
     props_file = write_private(folder / "consumer.properties", text)
     jars = kafka_jars_dir()
+    classpath = f"{consumer_classes()}:{jars / 'libs'}/*"
     try:
         return subprocess.run(
-            ["java", "-Xmx256m", f"-Dlog4j2.configurationFile={jars / 'log4j2.properties'}",
-             "-cp", f"{jars / 'libs'}/*", str(source), str(props_file), topic, str(count)],
+            ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1",
+             f"-Dlog4j2.configurationFile={jars / 'log4j2.properties'}",
+             "-cp", classpath, "Consume", str(props_file), topic, str(count)],
             capture_output=True, text=True, timeout=240,
         )  # fmt: skip
     finally:
