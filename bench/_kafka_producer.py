@@ -255,33 +255,51 @@ WHAT_IFS = ("confluent-backend",)
 
 
 class _DeliveryFuture:
-    """kafka-python's future surface (add_callback / add_errback) over a librdkafka report."""
+    """kafka-python's future surface over a librdkafka delivery report: add_callback /
+    add_errback, and is_done / exception / get(timeout), which EventDelivery reads."""
 
-    __slots__ = ("_ok", "_err", "_outcome")
+    __slots__ = ("_ok", "_err", "_poll", "is_done", "exception", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, poll) -> None:
         self._ok: list = []
         self._err: list = []
-        self._outcome: tuple | None = None
+        self._poll = poll
+        self.is_done = False
+        self.exception = None
+        self.value = None
 
     def add_callback(self, fn) -> None:
-        if self._outcome is not None:  # reported before the callback was attached
-            if self._outcome[0] is None:
-                fn(self._outcome[1])
+        if self.is_done:  # reported before the callback was attached
+            if self.exception is None:
+                fn(self.value)
             return
         self._ok.append(fn)
 
     def add_errback(self, fn) -> None:
-        if self._outcome is not None:
-            if self._outcome[0] is not None:
-                fn(self._outcome[0])
+        if self.is_done:
+            if self.exception is not None:
+                fn(self.exception)
             return
         self._err.append(fn)
 
+    def get(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_done:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"not delivered within {timeout} s")
+            self._poll(0.01)
+        if self.exception is not None:
+            raise RuntimeError(str(self.exception))
+        return self.value
+
     def report(self, error, message) -> None:
-        self._outcome = (error, message)
+        if error is None:
+            self.value = message
+        else:
+            self.exception = RuntimeError(str(error))
+        self.is_done = True
         for fn in self._ok if error is None else self._err:
-            fn(message if error is None else error)
+            fn(message if error is None else self.exception)
 
 
 class ConfluentBackend:
@@ -303,7 +321,7 @@ class ConfluentBackend:
         )
 
     def send(self, topic, key=None, value=None):
-        future = _DeliveryFuture()
+        future = _DeliveryFuture(self._producer.poll)
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, on_delivery=future.report)

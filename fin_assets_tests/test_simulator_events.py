@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import math
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -23,7 +25,12 @@ from fin_assets.simulator.events import (
 )
 from fin_assets.simulator.pacing import Pacer
 from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
-from fin_assets.simulator.runner import NonFiniteValueError, encode_event
+from fin_assets.simulator.runner import (
+    MAX_BATCH,
+    NonFiniteValueError,
+    batch_limit,
+    encode_event,
+)
 from fin_assets.simulator.transactions_log import TransactionLog, format_line, read_event_ids
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/simulator/event.schema.json"
@@ -269,3 +276,80 @@ def test_a_failing_log_write_is_reported_not_raised():
         assert log.last_error is not None and log.last_error.errno == errno.ENOSPC
     finally:
         log.close()
+
+
+# -- batches at full speed (issue 11): one log write per batch, pacing unchanged below ------
+
+
+def test_take_due_keeps_the_schedule_of_one_slot_at_a_time():
+    """With a batch limit of 1 (every rate up to 1,000 events/s) the schedule is exactly the
+    one seconds_until_due keeps: the same waits, the same reset after a stall."""
+    clock = FakeClock()
+    start = clock.now
+    pacer = Pacer(4.0, clock=clock)
+    taken = []
+    for _ in range(5):
+        count, wait = pacer.take_due(1)
+        if count == 0:
+            clock.now += wait
+            count, wait = pacer.take_due(1)
+        taken.append((clock.now - start, count))
+    assert taken == [(0.0, 1), (0.25, 1), (0.5, 1), (0.75, 1), (1.0, 1)]
+    clock.now += 3.0  # a stall: the missed slots are dropped, never burst
+    assert pacer.take_due(1) == (1, 0.0)
+    assert pacer.take_due(1) == (0, pytest.approx(0.25))
+    assert pacer.resets == 1
+    assert [batch_limit(rate) for rate in (1, 200, 1000, 1999)] == [1, 1, 1, 1]
+
+
+def test_take_due_batches_at_most_the_slots_of_one_millisecond():
+    clock = FakeClock()
+    pacer = Pacer(20_000.0, clock=clock)  # 20 slots per millisecond
+    limit = batch_limit(20_000.0)
+    assert limit == 20
+    assert pacer.take_due(limit) == (1, 0.0)  # the first slot is now
+    clock.now += 0.0005  # 10 slots have come due
+    assert pacer.take_due(limit) == (10, 0.0)
+    clock.now += 1.0  # far behind: one batch of `limit`, the rest dropped
+    assert pacer.take_due(limit) == (limit, 0.0)
+    assert pacer.resets == 1
+    assert pacer.take_due(limit) == (0, pytest.approx(1 / 20_000))
+    assert batch_limit(1e9) == MAX_BATCH
+
+
+def test_write_many_is_one_write_and_keeps_whole_lines_after_a_short_write(tmp_path):
+    """A real file size limit (RLIMIT_FSIZE, in a child process) cuts the one write(2) of a
+    batch inside its fourth line: the three whole lines stay, the fragment is removed, the
+    count says 3."""
+    events = generate(6)
+    lines = [format_line(event) + "\n" for event in events]
+    limit = sum(len(line.encode()) for line in lines[:3]) + 40
+    path = tmp_path / "logs_transacciones.log"
+    events_file = tmp_path / "events.json"
+    events_file.write_bytes(orjson.dumps(events))
+    child = f"""
+import pathlib, resource, signal, sys
+import orjson
+from fin_assets.simulator.transactions_log import TransactionLog
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a short write, not a killed process
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+log = TransactionLog(pathlib.Path(sys.argv[1]))
+print(log.write_many(orjson.loads(pathlib.Path(sys.argv[2]).read_bytes())), log.last_error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(path), str(events_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("3 "), done.stdout
+    assert "3 of 6 lines whole" in done.stdout and "partial line was removed" in done.stdout
+    assert path.read_text() == "".join(lines[:3])
+
+    whole = TransactionLog(tmp_path / "whole.log")
+    try:
+        assert whole.write_many(events) == 6
+    finally:
+        whole.close()
+    assert (tmp_path / "whole.log").read_text() == "".join(lines)

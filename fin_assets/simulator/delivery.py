@@ -4,10 +4,15 @@ The producer is built in a background thread and rebuilt on failure, because kaf
 constructor blocks until a broker answers (and raises after its bootstrap timeout): the
 simulator keeps generating and logging meanwhile. Events wait in a bounded backlog; once a
 producer exists they go to it in order. Every event ends up in exactly one count:
-acknowledged (broker confirmed, delivery callback), failed (the producer gave up on it),
+acknowledged (broker confirmed), failed (the producer gave up on it),
 dropped (backlog overflow) or unsent (still waiting when the run stopped). Once `close()`
 has returned the counts are final: an event whose outcome is still unknown then (the broker
 went away with it in flight) is counted failed, and a late acknowledgement changes nothing.
+
+Outcomes are read from the producer's futures, in send order, by the thread that sends (after
+each batch of sends, and while it waits between events), not counted by two callbacks per
+record on the producer's I/O thread: at full speed those callbacks and their lock cost about
+as much as building the event.
 
 When a send blocks because the topic has no metadata (deleted while the run was producing),
 the producer's `ensure_topic()` (when it has one: `KafkaProducerResource.connect()` returns
@@ -20,7 +25,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +39,14 @@ OVERFLOW_REPORT_INTERVAL_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
 # At most one topic check (and re-creation) per this many seconds.
 TOPIC_CHECK_INTERVAL_S = 5.0
+# With the in-flight limit reached, the futures behind an unfinished one are also checked
+# (records on other partitions may be done), at most once per this many seconds.
+FULL_SETTLE_INTERVAL_S = 1.0
+# With the in-flight limit reached and a producer connected, a send first waits this long for
+# the oldest record (back-pressure, as a bare producer blocks on a full buffer) before the
+# event goes to the backlog, whose overflow drops the oldest: generating faster than the broker
+# acknowledges is slowed, not turned into drops, while a dead broker costs at most this per batch.
+BACKPRESSURE_WAIT_S = 0.05
 
 
 @dataclass
@@ -60,8 +73,9 @@ def _log_nothing(level: str, message: str) -> None:
 class EventDelivery:
     """Sends `(key, value)` records to one topic through a producer made by `connect()`.
 
-    `connect` returns an object with kafka-python's `send(topic, key=, value=)` -> future,
-    `flush(timeout)` and `close(timeout)`; it raises when no broker answers.
+    `connect` returns an object with kafka-python's `send(topic, key=, value=)` -> future
+    (read: `is_done`, `exception`, `get(timeout)`), `flush(timeout)` and `close(timeout)`; it
+    raises when no broker answers.
     `log(level, message)` receives status lines (level: "info" / "warning" / "error").
     """
 
@@ -80,13 +94,13 @@ class EventDelivery:
         self._connect = connect
         self.log = log
         self._retry_delays_s = retry_delays_s
-        # _send_lock guards the producer and the waiting queue; _counts_lock guards the counts.
-        # Two locks because delivery callbacks run on the producer's I/O thread while the main
-        # thread may be blocked inside producer.send() holding _send_lock.
+        # _send_lock guards the producer, the waiting queue, the in-flight futures and the
+        # counts (the simulator's thread and the background connector both send).
         self._send_lock = threading.Lock()
-        self._counts_lock = threading.Lock()
         self._waiting: deque[tuple[bytes, bytes]] = deque()
-        self._in_flight = 0
+        # The futures of records handed to the producer, oldest first, not yet counted.
+        self._in_flight: deque[Any] = deque()
+        self._next_full_settle = 0.0
         self._producer: Any = None
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -97,7 +111,6 @@ class EventDelivery:
         self._last_blocked_report = -OVERFLOW_REPORT_INTERVAL_S
         self._next_topic_check = 0.0
         self._topic_check: threading.Thread | None = None
-        self._settled = False
         self.topics_recreated = 0
         self.counts = DeliveryCounts()
         self.last_error: str | None = None
@@ -160,15 +173,15 @@ class EventDelivery:
                 self._pump_locked()
         if producer is not None:
             self._shut_down(producer, flush_timeout_s)
-        with self._send_lock, self._counts_lock:
+        with self._send_lock:
             self.counts.unsent += len(self._waiting)
             self._waiting.clear()
+            self._settle_locked(everything=True)
             # Still in flight after the producer was closed: the outcome is unknown (the broker
             # may have stored them without answering); they count as failed, for good.
-            unknown = self._in_flight
+            unknown = len(self._in_flight)
             self.counts.failed += unknown
-            self._in_flight = 0
-            self._settled = True
+            self._in_flight.clear()
             counts = DeliveryCounts(**asdict(self.counts))
         # The final totals, whatever the rate limiting of the warnings above let through.
         if unknown:
@@ -208,7 +221,7 @@ class EventDelivery:
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.log("warning", f"Kafka flush failed: {self.last_error}")
         try:
-            # Records still unacknowledged are aborted here and reach their errbacks (failed).
+            # Records still unacknowledged are aborted here: their futures fail (counted failed).
             producer.close(timeout=CLOSE_TIMEOUT_S)
         except Exception:
             # kafka-python 3's close() flushes first and, when records remain, raises
@@ -219,44 +232,103 @@ class EventDelivery:
 
     @property
     def backlog_size(self) -> int:
-        """Events not yet acknowledged or failed: waiting for a producer plus in flight."""
-        with self._counts_lock:
-            return len(self._waiting) + self._in_flight
+        """Events not yet counted acknowledged or failed: waiting for a producer plus in flight."""
+        return len(self._waiting) + len(self._in_flight)
 
     def submit(self, key: bytes, value: bytes) -> None:
+        self.submit_many(((key, value),))
+
+    def submit_many(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Takes the records in order; each ends up in exactly one count."""
         with self._send_lock:
             # Only this method writes `generated`, always under _send_lock.
-            self.counts.generated += 1
+            self.counts.generated += len(records)
+            in_flight = self._in_flight
+            if in_flight and in_flight[0].is_done:
+                self._settle_locked()
             producer = self._producer
             if (
                 producer is None
                 or self._waiting
-                or self._in_flight >= self.backlog_limit
                 or (self._send_paused_until and time.monotonic() < self._send_paused_until)
             ):
-                self._waiting.append((key, value))
-                self._enforce_backlog_limit_locked()
-                self._pump_locked()
+                self._queue_locked(records)
                 return
             # The common case, kept short: nothing waiting and a producer ready.
-            if not self._send_one_locked(producer, key, value):
-                self._waiting.append((key, value))
+            send, topic, limit = producer.send, self.topic, self.backlog_limit
+            for index, (key, value) in enumerate(records):
+                if len(in_flight) >= limit and not self._make_room_locked():
+                    self._queue_locked(records[index:])
+                    return
+                try:
+                    in_flight.append(send(topic, key=key, value=value))
+                except Exception as exc:
+                    if not self._on_send_error_locked(producer, exc):
+                        self._queue_locked(records[index:])
+                        return
 
     def pump(self) -> None:
-        """Moves waiting events to the producer (called between events and when idle)."""
+        """Counts finished records and moves waiting events to the producer (called between
+        events and when idle)."""
         with self._send_lock:
+            self._settle_locked()
             self._pump_locked()
+
+    def _make_room_locked(self) -> bool:
+        """True once fewer than backlog_limit records are in flight, after waiting at most
+        BACKPRESSURE_WAIT_S for the oldest one."""
+        self._settle_locked(everything=True)
+        in_flight = self._in_flight
+        if len(in_flight) < self.backlog_limit:
+            return True
+        with contextlib.suppress(Exception):  # a failure is counted by the settling below
+            in_flight[0].get(timeout=BACKPRESSURE_WAIT_S)
+        self._settle_locked()
+        return len(self._in_flight) < self.backlog_limit
+
+    def _queue_locked(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        self._waiting.extend(records)
+        self._enforce_backlog_limit_locked()
+        self._pump_locked()
+
+    def _settle_locked(self, everything: bool = False) -> None:
+        """Counts the finished records at the front of the in-flight queue; with `everything`
+        (at most once per FULL_SETTLE_INTERVAL_S unless closing) also those behind an
+        unfinished one."""
+        in_flight = self._in_flight
+        acknowledged = 0
+        while in_flight and in_flight[0].is_done:
+            future = in_flight.popleft()
+            if future.exception is None:
+                acknowledged += 1
+            else:
+                self._count_failure(future.exception)
+        self.counts.acknowledged += acknowledged
+        if not everything or not in_flight:
+            return
+        now = time.monotonic()
+        if not self._stop.is_set() and now < self._next_full_settle:
+            return
+        self._next_full_settle = now + FULL_SETTLE_INTERVAL_S
+        unfinished = deque()
+        for future in in_flight:
+            if not future.is_done:
+                unfinished.append(future)
+            elif future.exception is None:
+                self.counts.acknowledged += 1
+            else:
+                self._count_failure(future.exception)
+        self._in_flight = unfinished
 
     def _enforce_backlog_limit_locked(self) -> None:
         # Drop the oldest waiting events: for a live feed the newest matter most, and the
         # order of what remains is preserved.
-        with self._counts_lock:
-            dropped_now = 0
-            while self._waiting and len(self._waiting) + self._in_flight > self.backlog_limit:
-                self._waiting.popleft()
-                dropped_now += 1
-            self.counts.dropped += dropped_now
-            total_dropped = self.counts.dropped
+        dropped_now = 0
+        while self._waiting and len(self._waiting) + len(self._in_flight) > self.backlog_limit:
+            self._waiting.popleft()
+            dropped_now += 1
+        self.counts.dropped += dropped_now
+        total_dropped = self.counts.dropped
         now = time.monotonic()
         if dropped_now and now - self._last_overflow_report >= OVERFLOW_REPORT_INTERVAL_S:
             self._last_overflow_report = now
@@ -281,21 +353,21 @@ class EventDelivery:
     def _send_one_locked(self, producer: Any, key: bytes, value: bytes) -> bool:
         """Hands one event to the producer; False when it must wait (send blocked)."""
         try:
-            future = producer.send(self.topic, key=key, value=value)
-        except KafkaTimeoutError as exc:
+            self._in_flight.append(producer.send(self.topic, key=key, value=value))
+        except Exception as exc:
+            return self._on_send_error_locked(producer, exc)
+        return True
+
+    def _on_send_error_locked(self, producer: Any, exc: Exception) -> bool:
+        """False when the event must wait (send blocked); True when it was counted failed."""
+        if isinstance(exc, KafkaTimeoutError):
             # No metadata or no buffer space within max_block_ms: keep the event, try later.
             self._on_send_blocked(producer, exc)
             return False
-        except Exception as exc:  # not retriable (e.g. record too large): count it
-            with self._counts_lock:
-                self.counts.failed += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.log("error", f"Kafka refused an event: {self.last_error}")
-            return True
-        with self._counts_lock:
-            self._in_flight += 1
-        future.add_callback(self._on_acknowledged)
-        future.add_errback(self._on_failed)
+        # Not retriable (e.g. record too large): count it.
+        self.counts.failed += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.log("error", f"Kafka refused an event: {self.last_error}")
         return True
 
     def _on_send_blocked(self, producer: Any, exc: Exception) -> None:
@@ -337,20 +409,8 @@ class EventDelivery:
                 " re-created it; sending resumes",
             )
 
-    def _on_acknowledged(self, _metadata: Any) -> None:
-        with self._counts_lock:
-            if self._settled:  # after close(): the counts are final
-                return
-            self._in_flight -= 1
-            self.counts.acknowledged += 1
-
-    def _on_failed(self, exc: BaseException) -> None:
-        with self._counts_lock:
-            if self._settled:
-                return
-            self._in_flight -= 1
-            self.counts.failed += 1
-            total_failed = self.counts.failed
+    def _count_failure(self, exc: BaseException) -> None:
+        self.counts.failed += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         # One line per burst, not per event: an expiring batch fails thousands at once.
         now = time.monotonic()
@@ -358,7 +418,8 @@ class EventDelivery:
             self._last_failure_report = now
             self.log(
                 "error",
-                f"Kafka did not deliver an event ({self.last_error}); {total_failed} failed so far",
+                f"Kafka did not deliver an event ({self.last_error});"
+                f" {self.counts.failed} failed so far",
             )
 
 

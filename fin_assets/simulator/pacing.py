@@ -43,6 +43,28 @@ class Pacer:
         self._next_due += self.interval
         return wait
 
+    def take_due(self, limit: int = 1) -> tuple[int, float]:
+        """Takes the slots due now, at most `limit`: `(count, 0.0)`; or `(0, wait)` when the
+        next slot is `wait` seconds ahead. With `limit=1` it keeps the schedule exactly as
+        `seconds_until_due`. Behind by more than `limit` slots, the missed slots are dropped
+        (a reset) and `limit` slots are released: the caller sends them as one batch, so a
+        batch never spans more than `limit` intervals of the schedule."""
+        interval = self.interval
+        now = self._clock()
+        next_due = self._next_due
+        if next_due is None:
+            next_due = now
+        elif now - next_due > interval * limit:
+            next_due = now - interval * (limit - 1)
+            self.resets += 1
+        if next_due > now:
+            self._next_due = next_due
+            return 0, next_due - now
+        # The small epsilon keeps a float rounding from costing a slot.
+        count = min(limit, int((now - next_due) / interval + 1e-6) + 1)
+        self._next_due = next_due + count * interval
+        return count, 0.0
+
     def wait(self) -> bool:
         """Blocks until the next slot; False when the stop event was set meanwhile."""
         delay = self.seconds_until_due()
