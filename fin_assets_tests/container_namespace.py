@@ -58,21 +58,34 @@ def pids_in_namespace(inode: str, exclude: Iterable[int] = ()) -> list[int]:
     return pids
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count: the namespace's
+    init does not reap the orphans it adopts)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop_process_group(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
     """SIGTERM the process's group, then SIGKILL it after `timeout_s` (some servers, such as
-    `dagster code-server start`, ignore SIGTERM)."""
+    `dagster code-server start`, ignore SIGTERM). The group, not only the process: nsenter
+    may exit on SIGTERM while the server it forked ignores it."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             break
-        try:
-            process.wait(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not group_alive(process.pid):
             break
-        except subprocess.TimeoutExpired:
-            continue
-    if process.poll() is None:
-        process.wait(timeout=timeout_s)
+    process.wait(timeout=timeout_s)
 
 
 class PrivateNamespace:
@@ -83,6 +96,7 @@ class PrivateNamespace:
         self.host_names = list(host_names)
         self.holder: subprocess.Popen | None = None
         self.inode: str | None = None
+        self.init_pid = 0
         self._services: list[subprocess.Popen] = []
 
     @property
@@ -95,21 +109,27 @@ class PrivateNamespace:
             raise RuntimeError("a private mount namespace needs root (unshare -m -n)")
         hosts = self.work_dir / "hosts"
         hosts.write_text(hosts_file_text(self.host_names))
+        # A PID namespace too, whose init is the holder: when the holder dies, the kernel kills
+        # every process in the namespace. --kill-child and the parent-death signal chain that
+        # to this process, so even a SIGKILLed pytest leaves nothing running.
         self.holder = subprocess.Popen(
-            ["unshare", "--mount", "--net", "--propagation", "private", "--", "bash", "-c",
+            ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
+             "--propagation", "private", "--", "bash", "-c",
              HOLDER_SCRIPT, "fin-stack-namespace", str(hosts)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            start_new_session=True, text=True,
+            start_new_session=True, text=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         line = self.holder.stdout.readline()  # the holder prints "ready" or exits
         if line.strip() != "ready":
             self.holder.kill()
             raise RuntimeError(f"namespace holder failed: {self.holder.stderr.read()}")
-        self.inode = namespace_inode(self.holder.pid)
+        children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children").read_text()
+        self.init_pid = int(children.split()[0])  # the namespace's PID 1, seen from here
+        self.inode = namespace_inode(self.init_pid)
         return self
 
     def command(self, argv: list[str]) -> list[str]:
-        return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--", *argv]
+        return ["nsenter", f"--target={self.init_pid}", "--mount", "--net", "--pid", "--", *argv]
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 120.0,
             check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
@@ -157,7 +177,7 @@ class PrivateNamespace:
         """The services, then whatever else still lives in the namespace (run workers that a
         server spawned in their own sessions), by PID, then the holder."""
         self.stop_services(timeout_s)
-        leftovers = pids_in_namespace(self.inode, exclude=[self.pid]) if self.inode else []
+        leftovers = pids_in_namespace(self.inode, exclude=[self.init_pid]) if self.inode else []
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in leftovers:
                 with contextlib.suppress(ProcessLookupError):
@@ -170,6 +190,12 @@ class PrivateNamespace:
                 break
         if self.holder is not None and self.holder.poll() is None:
             stop_process_group(self.holder, timeout_s)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent (this test process) dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _join_network_namespace(pid: int) -> None:
@@ -192,7 +218,7 @@ class NamespaceClient:
             max_workers=1,
             thread_name_prefix="fin-stack-client",
             initializer=_join_network_namespace,
-            initargs=(namespace.pid,),
+            initargs=(namespace.init_pid,),
         )
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

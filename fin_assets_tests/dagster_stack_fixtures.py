@@ -225,7 +225,8 @@ def mount_volumes(
     return volume_dirs
 
 
-@pytest.fixture(scope="session")
+# Module scope: the stack (about 1.5 GB, simulators producing) stops as soon as its tests end.
+@pytest.fixture(scope="module")
 def dagster_stack() -> Iterator[DagsterStack]:
     started = time.monotonic()
     timings: dict[str, float] = {}
