@@ -13,6 +13,8 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test
 
+from fin_assets.resources.kafka import kafka_from_env
+from fin_assets.resources.settings import settings_from_env
 from fin_assets.simulator.backoff import (
     EndedRun,
     backoff,
@@ -184,12 +186,19 @@ def _run_job_in_thread(instance: dg.DagsterInstance, rate: float = 5.0):
     from fin_assets.definitions import defs
 
     job = defs.resolve_job_def(JOB_NAME)
+    # `defs` may have been imported by an earlier test, with that moment's environment: build
+    # the resources from this test's environment (topic, data folder, symbols).
+    resources = {"kafka": kafka_from_env(), "settings": settings_from_env()}
     result: list = []
     config = {"ops": {OP_NAME: {"config": {"rate_per_s": rate, "max_duration_s": 120}}}}
     thread = threading.Thread(
         target=lambda: result.append(
             job.execute_in_process(
-                run_config=config, instance=instance, raise_on_error=False, tags={SHARD_TAG: "0"}
+                run_config=config,
+                instance=instance,
+                raise_on_error=False,
+                tags={SHARD_TAG: "0"},
+                resources=resources,
             )
         ),
         daemon=True,
