@@ -131,14 +131,16 @@ def test_without_a_key_the_code_server_uses_the_stand_in_service(services: dict)
     assert seen["ALPHAVANTAGE_BASE_URL"] == environment["FIN_STAND_IN_URL"]
     assert seen["ALPHAVANTAGE_API_KEY"]  # the stand-in wants a non-empty key
     assert "SYNTHETIC" in said and environment["FIN_STAND_IN_URL"] in said
-    # The URL reaches the stand-in service: same network namespace, the port it serves on.
+    # The URL reaches the stand-in service: its service name, the port it serves on, and it
+    # listens on every interface of its container (not only its own loopback).
     stand_in = services["alpha-vantage-stand-in"]
-    assert code_server["network_mode"] == "service:alpha-vantage-stand-in"
     command = stand_in["command"]
     assert command[:2] == ["fin-assets", "stand-in"]
     port = command[command.index("--port") + 1]
-    assert urlsplit(environment["FIN_STAND_IN_URL"]).port == int(port)
-    assert "dagster-code-server" in stand_in["networks"]["default"]["aliases"]
+    url = urlsplit(environment["FIN_STAND_IN_URL"])
+    assert (url.hostname, url.port) == ("alpha-vantage-stand-in", int(port))
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert "network_mode" not in code_server
 
 
 def test_with_a_key_the_entrypoint_changes_nothing(services: dict):

@@ -248,8 +248,11 @@ class StandInServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int = 0, state: StandInState | None = None) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(
+        self, port: int = 0, state: StandInState | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        # Loopback by default; a container serving other containers binds 0.0.0.0.
+        super().__init__((host, port), _Handler)
         self.state = state or StandInState()
         self._thread: threading.Thread | None = None
 

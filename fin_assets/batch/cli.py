@@ -46,6 +46,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "stand-in", help="serve the local Alpha Vantage stand-in (synthetic prices)"
     )
     stand_in.add_argument("--port", type=int, default=8765)
+    stand_in.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)"
+    )
     stand_in.add_argument("--as-of", type=dt.date.fromisoformat, help="newest day served")
     stand_in.add_argument(
         "--enforce-pacing", action="store_true", help="answer the burst notice to calls < 1 s apart"
@@ -150,7 +153,7 @@ def run_stand_in(args: argparse.Namespace) -> int:
     state = StandInState(
         as_of=args.as_of, enforce_pacing=args.enforce_pacing, allow_full_output=args.allow_full
     )
-    with StandInServer(args.port, state) as server:
+    with StandInServer(args.port, state, host=args.host) as server:
         print(f"Alpha Vantage stand-in (synthetic prices) at {server.url}; Ctrl-C stops it.")
         print(f"  export ALPHAVANTAGE_BASE_URL={server.url} ALPHAVANTAGE_API_KEY={STAND_IN_KEY}")
         sys.stdout.flush()
