@@ -130,6 +130,33 @@ def test_backlog_overflow_is_counted_and_reported():
     assert any("10 events never reached Kafka" in msg for msg in warnings)
 
 
+def test_in_flight_limit_slows_sends_to_a_live_broker_instead_of_dropping(
+    kafka_bootstrap_servers, unique_topic
+):
+    """At full speed the simulator can make events faster than kafka-python acknowledges them.
+    With a live broker the in-flight limit is back-pressure (the send waits for the oldest
+    record), not drops: 2,000 records in batches of 32 through a limit of 8 all arrive, in
+    order. Without the wait, every batch beyond the limit overflowed the backlog."""
+    kafka = KafkaProducerResource(bootstrap_servers=kafka_bootstrap_servers, topic=unique_topic)
+    delivery = EventDelivery(unique_topic, kafka.connect, backlog_limit=8)
+    delivery.start()
+    assert delivery.wait_connected(60)
+    values = [json.dumps({"n": number}).encode() for number in range(2000)]
+    for start in range(0, len(values), 32):
+        delivery.submit_many([(b"TSLA", value) for value in values[start : start + 32]])
+    counts = delivery.close(flush_timeout_s=60)
+    assert counts.as_dict() == {
+        "generated": 2000,
+        "acknowledged": 2000,
+        "failed": 0,
+        "dropped": 0,
+        "unsent": 0,
+        "pending": 0,
+    }
+    read = [event["n"] for _, _, event in read_topic(kafka_bootstrap_servers, unique_topic)]
+    assert read == list(range(2000))  # one key, one partition: in order
+
+
 def test_broker_down_at_start_and_restarted_mid_run_loses_and_duplicates_nothing(
     tmp_path, private_broker_factory, unique_topic
 ):

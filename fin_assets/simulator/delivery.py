@@ -45,8 +45,9 @@ FULL_SETTLE_INTERVAL_S = 1.0
 # With the in-flight limit reached and a producer connected, a send first waits this long for
 # the oldest record (back-pressure, as a bare producer blocks on a full buffer) before the
 # event goes to the backlog, whose overflow drops the oldest: generating faster than the broker
-# acknowledges is slowed, not turned into drops, while a dead broker costs at most this per batch.
-BACKPRESSURE_WAIT_S = 0.05
+# acknowledges is slowed, not turned into drops; a broker that stopped answering costs at most
+# this per batch (the default limit, 50,000 in flight, is far above any paced rate's need).
+BACKPRESSURE_WAIT_S = 0.5
 
 
 @dataclass
@@ -310,7 +311,7 @@ class EventDelivery:
         if not self._stop.is_set() and now < self._next_full_settle:
             return
         self._next_full_settle = now + FULL_SETTLE_INTERVAL_S
-        unfinished = deque()
+        unfinished = []
         for future in in_flight:
             if not future.is_done:
                 unfinished.append(future)
@@ -318,7 +319,9 @@ class EventDelivery:
                 self.counts.acknowledged += 1
             else:
                 self._count_failure(future.exception)
-        self._in_flight = unfinished
+        # In place: callers hold the deque.
+        in_flight.clear()
+        in_flight.extend(unfinished)
 
     def _enforce_backlog_limit_locked(self) -> None:
         # Drop the oldest waiting events: for a live feed the newest matter most, and the
