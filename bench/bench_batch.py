@@ -79,12 +79,13 @@ SYMBOLS_AS_OF = dt.date(2026, 6, 1)
 
 def trading_days_from(start: dt.date, count: int) -> list[dt.date]:
     days = []
-    day = (
-        start if market_calendar.is_trading_day(start) else market_calendar.next_trading_day(start)
-    )
+    us = market_calendar.US_SUFFIX
+    day = start
+    if not market_calendar.is_trading_day(us, start):
+        day = market_calendar.next_trading_day(us, start)
     while len(days) < count:
         days.append(day)
-        day = market_calendar.next_trading_day(day)
+        day = market_calendar.next_trading_day(us, day)
     return days
 
 

@@ -149,17 +149,7 @@ def _sessions_for(symbol: str) -> _Sessions | None:
     return _sessions(name) if name else None
 
 
-def _legacy(symbol: object, day: object) -> tuple[str, object]:
-    # TODO(batch-core): remove once callers pass a symbol. `f(day)` (the NYSE-only API) means
-    # `f("", day)`: the US calendar.
-    if isinstance(symbol, dt.date):
-        return US_SUFFIX, symbol
-    return str(symbol), day
-
-
-def is_trading_day(symbol: str | dt.date, day: dt.date | None = None) -> bool:
-    symbol, day = _legacy(symbol, day)
-    assert isinstance(day, dt.date)
+def is_trading_day(symbol: str, day: dt.date) -> bool:
     if isinstance(day, dt.datetime):
         day = day.date()
     sessions = _sessions_for(symbol)
@@ -168,13 +158,8 @@ def is_trading_day(symbol: str | dt.date, day: dt.date | None = None) -> bool:
     return day in sessions.days
 
 
-def trading_days(
-    symbol: str | dt.date, start: dt.date, end: dt.date | None = None
-) -> list[dt.date]:
+def trading_days(symbol: str, start: dt.date, end: dt.date) -> list[dt.date]:
     """Every trading day of the listing from `start` to `end`, both included."""
-    if isinstance(symbol, dt.date):  # TODO(batch-core): legacy trading_days(start, end)
-        symbol, start, end = US_SUFFIX, symbol, start
-    assert end is not None
     sessions = _sessions_for(symbol)
     if sessions is None:
         return _weekdays(start, end)
@@ -193,18 +178,14 @@ def _weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
     return [day for day in days if day.weekday() < 5]
 
 
-def previous_trading_day(symbol: str | dt.date, day: dt.date | None = None) -> dt.date:
-    symbol, day = _legacy(symbol, day)
-    assert isinstance(day, dt.date)
+def previous_trading_day(symbol: str, day: dt.date) -> dt.date:
     day -= dt.timedelta(days=1)
     while not is_trading_day(symbol, day):
         day -= dt.timedelta(days=1)
     return day
 
 
-def next_trading_day(symbol: str | dt.date, day: dt.date | None = None) -> dt.date:
-    symbol, day = _legacy(symbol, day)
-    assert isinstance(day, dt.date)
+def next_trading_day(symbol: str, day: dt.date) -> dt.date:
     day += dt.timedelta(days=1)
     while not is_trading_day(symbol, day):
         day += dt.timedelta(days=1)
@@ -218,12 +199,8 @@ def _local_now(symbol: str, now: dt.datetime | None) -> dt.datetime:
     return now.astimezone(ZoneInfo(exchange_for_symbol(symbol).timezone))
 
 
-def market_today(
-    symbol: str | dt.datetime | None = None, now: dt.datetime | None = None
-) -> dt.date:
+def market_today(symbol: str, now: dt.datetime | None = None) -> dt.date:
     """Today's date where the listing's exchange is."""
-    if symbol is None or isinstance(symbol, dt.datetime):  # TODO(batch-core): market_today(now)
-        symbol, now = US_SUFFIX, symbol
     return _local_now(symbol, now).date()
 
 
@@ -236,12 +213,8 @@ def session_close(symbol: str, day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, FALLBACK_CLOSE, tzinfo=zone)
 
 
-def last_closed_trading_day(
-    symbol: str | dt.datetime | None = None, now: dt.datetime | None = None
-) -> dt.date:
+def last_closed_trading_day(symbol: str, now: dt.datetime | None = None) -> dt.date:
     """The newest trading day whose session has closed at `now`, in the exchange's time."""
-    if symbol is None or isinstance(symbol, dt.datetime):  # TODO(batch-core): legacy (now)
-        symbol, now = US_SUFFIX, symbol
     local = _local_now(symbol, now)
     today = local.date()
     if is_trading_day(symbol, today) and local >= session_close(symbol, today):

@@ -124,17 +124,3 @@ def test_last_closed_session_follows_the_exchange_close():
     # The NYSE closes early (13:00) the day after Thanksgiving.
     early_close = dt.datetime(2026, 11, 27, 13, 30, tzinfo=ZoneInfo("America/New_York"))
     assert market_calendar.last_closed_trading_day("TSLA", early_close) == dt.date(2026, 11, 27)
-
-
-def test_nyse_only_call_forms_still_answer_for_the_us():
-    # TODO(batch-core): remove with the legacy forms in market_calendar.
-    day = dt.date(2024, 7, 4)
-    assert market_calendar.is_trading_day(day) is market_calendar.is_trading_day("TSLA", day)
-    assert market_calendar.trading_days(dt.date(2025, 1, 1), dt.date(2025, 12, 31)) == (
-        market_calendar.trading_days("TSLA", dt.date(2025, 1, 1), dt.date(2025, 12, 31))
-    )
-    assert market_calendar.previous_trading_day(day) == dt.date(2024, 7, 3)
-    assert market_calendar.next_trading_day(day) == dt.date(2024, 7, 5)
-    now = dt.datetime(2026, 10, 5, 21, 0, tzinfo=UTC)
-    assert market_calendar.last_closed_trading_day(now) == dt.date(2026, 10, 5)
-    assert market_calendar.market_today(now) == dt.date(2026, 10, 5)
