@@ -10,7 +10,8 @@ Variants:
   sending pre-generated simulator events (same keys, same bytes) as fast as it can.
 - confluent: a bare confluent_kafka.Producer (librdkafka), acks=all, idempotent, same records.
 
-Each counts acknowledgements in delivery callbacks. Throughput = acknowledged / (time from the
+The bare producers count acknowledgements in delivery callbacks; the simulator's counts
+are its own (EventDelivery reads the futures). Throughput = acknowledged / (time from the
 first send until flush() returned). `--rate` paces the sim variant (the steady-state runs);
 `--latency` records send-to-acknowledgement latency per event and the emission times.
 
