@@ -41,7 +41,6 @@ from fin_assets_tests.kafka_fixtures import read_topic
 from fin_assets_tests.ui_fixtures import (
     LIVE_RUN_STATUSES,
     LOCATION_NAME,
-    GraphQLError,
     GraphQLMixin,
     free_port,
     wait_until,
@@ -82,32 +81,6 @@ class DevUnderTest(GraphQLMixin):
             if started is not None and process_start_ticks(pid) == started and _pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.session.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
-        )
-        if response.status_code != 200:
-            raise GraphQLError(f"HTTP {response.status_code}: {response.text[:300]}")
-        body = response.json()
-        if body.get("errors"):
-            raise GraphQLError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
-
-    def client(self):
-        from dagster_graphql import DagsterGraphQLClient
-
-        return DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=30)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     # --- questions the tests ask ---------------------------------------------------------
 

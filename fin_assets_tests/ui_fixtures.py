@@ -328,10 +328,39 @@ query RunsById($ids: [String!]) {
 
 
 class GraphQLMixin:
-    """The GraphQL calls the tests share (one method per question a test asks)."""
+    """The GraphQL calls the tests share (one method per question a test asks), for a webserver
+    at `self.port` with a `requests` `self.session` and its log at `self.log_path`."""
+
+    port: int
+    session: requests.Session
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        """POST /graphql; returns `data`, raises GraphQLError on transport or GraphQL errors."""
+        response = self.session.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
+        if response.status_code != 200:
+            raise GraphQLError(f"HTTP {response.status_code}: {response.text[:500]}")
+        body = response.json()
+        if body.get("errors"):
+            raise GraphQLError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def client(self):
+        from dagster_graphql import DagsterGraphQLClient
+
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=30)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def asset_nodes(self) -> dict[str, dict[str, Any]]:
         nodes = self.graphql(ASSET_NODES_QUERY)["assetNodes"]
@@ -459,9 +488,6 @@ class GraphQLMixin:
                 self.wait_run(run_id, FINISHED_RUN_STATUSES, timeout)
         return live
 
-    def client(self):
-        raise NotImplementedError
-
 
 @dataclass
 class DagsterUI(GraphQLMixin):
@@ -479,35 +505,8 @@ class DagsterUI(GraphQLMixin):
     session: requests.Session = field(default_factory=requests.Session)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def csv_path(self) -> Path:
         return self.data_dir / "Datos_financieros.csv"
-
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST /graphql; returns `data`, raises GraphQLError on transport or GraphQL errors."""
-        response = self.session.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
-        )
-        if response.status_code != 200:
-            raise GraphQLError(f"HTTP {response.status_code}: {response.text[:500]}")
-        body = response.json()
-        if body.get("errors"):
-            raise GraphQLError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
-
-    def client(self):
-        from dagster_graphql import DagsterGraphQLClient
-
-        return DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=30)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def location_status(self) -> str | None:
         """None while loading; "loaded" once the repository is there; raises on a load error."""
