@@ -3,6 +3,7 @@ and the recovery of runs whose process died (SIGKILL, OOM, a closed laptop)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.storage.runs import SqliteRunStorage
 
 # `alpha_vantage` is the only pool: a limit of 1 keeps two runs (a schedule tick and a manual
 # re-run, say) from calling the API at once and tripping its one-request-per-second limit.
@@ -45,11 +47,37 @@ LIVE_STATUSES = [
 ]
 
 
+# Dagster's SQLite run and schedule storage, waiting up to 30 s for a busy database as its event
+# log does (fin_assets/sqlite_storage.py); the folders are Dagster's defaults. A storage class
+# is only told its folder by config, hence absolute paths: move them with this file.
+STORAGE_CONFIG = """\
+run_storage:
+  module: fin_assets.sqlite_storage
+  class: PatientSqliteRunStorage
+  config:
+    base_dir: {history}
+schedule_storage:
+  module: fin_assets.sqlite_storage
+  class: PatientSqliteScheduleStorage
+  config:
+    base_dir: {schedules}
+"""
+
+
+def instance_config(dagster_home: Path) -> str:
+    """The dagster.yaml fin-assets writes into `dagster_home`."""
+    home = dagster_home.resolve()
+    storage = STORAGE_CONFIG.format(
+        history=json.dumps(str(home / "history")), schedules=json.dumps(str(home / "schedules"))
+    )
+    return INSTANCE_CONFIG + storage
+
+
 def ensure_instance_config(dagster_home: Path) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / "dagster.yaml"
     if not path.exists():
-        path.write_text(INSTANCE_CONFIG)
+        path.write_text(instance_config(dagster_home))
     return path
 
 
@@ -111,7 +139,7 @@ def _is_local(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     host = run.tags.get(HOST_TAG)
     if host is not None:
         return host == socket.gethostname()
-    return type(instance.run_storage).__name__.startswith("Sqlite")
+    return isinstance(instance.run_storage, SqliteRunStorage)
 
 
 def release_dead_runs(instance: dg.DagsterInstance, job_names: Iterable[str]) -> list[str]:

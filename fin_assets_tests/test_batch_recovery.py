@@ -16,7 +16,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from fin_assets.batch.recovery import dead_run_sensor
 from fin_assets.batch.schedules import JOB_NAME
-from fin_assets.instance import INSTANCE_CONFIG, release_dead_runs
+from fin_assets.instance import instance_config, release_dead_runs
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,10 @@ def test_a_batch_killed_mid_run_does_not_block_the_next_one(tmp_path, stand_in):
         assert sorted(s.value for s in statuses) == ["FAILURE", "SUCCESS"]
         assert inst.event_log_storage.get_concurrency_run_ids() == set()
     written = yaml.safe_load((tmp_path / "dagster_home" / "dagster.yaml").read_text())
-    assert written == yaml.safe_load(INSTANCE_CONFIG)
+    assert written == yaml.safe_load(instance_config(tmp_path / "dagster_home"))
+    assert written["run_storage"]["config"]["base_dir"] == str(
+        (tmp_path / "dagster_home" / "history").resolve()
+    )
     assert written["run_monitoring"]["enabled"] is True
 
 
