@@ -41,14 +41,28 @@ def admin_of(cluster: LocalCluster) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers, request_timeout_ms=5000)
 
 
-def partition_state(cluster: LocalCluster, topic: str) -> dict:
+def partition_state(cluster: LocalCluster, topic: str) -> dict | None:
+    """The topic's one partition as the node asked sees it; None while that node's metadata
+    does not list it yet (just after creation the answer can hold no partitions)."""
     admin = admin_of(cluster)
     try:
         (described,) = admin.describe_topics([topic])
     finally:
         admin.close()
-    (partition,) = described["partitions"]
-    return partition
+    partitions = described["partitions"]
+    assert len(partitions) <= 1, f"{topic} has {len(partitions)} partitions, expected 1"
+    return partitions[0] if partitions else None
+
+
+def current_leader(cluster: LocalCluster, topic: str) -> int | None:
+    partition = partition_state(cluster, topic)
+    leader = partition["leader_id"] if partition else -1
+    return leader if leader >= 0 else None
+
+
+def in_sync_replicas(cluster: LocalCluster, topic: str) -> int:
+    partition = partition_state(cluster, topic)
+    return len(partition["isr_nodes"]) if partition else 0
 
 
 def active_controller(cluster: LocalCluster) -> int | None:
@@ -78,13 +92,11 @@ def create_replicated_topic(cluster: LocalCluster, topic: str) -> None:
     """One partition (so "the leader" is one node), on all three nodes, two in sync needed."""
     admin = admin_of(cluster)
     try:
-        admin.create_topics(
-            [NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})]
-        )
+        admin.create_topics([NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})])
     finally:
         admin.close()
     wait_for(
-        lambda: len(partition_state(cluster, topic)["isr_nodes"]) == 3,
+        lambda: in_sync_replicas(cluster, topic) == 3,
         60,
         "all three replicas in sync",
     )
@@ -166,7 +178,8 @@ def test_partition_leader_sigkill_loses_and_duplicates_nothing(
         simulator, thread, settings = running
         wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
 
-        leader = partition_state(cluster, unique_topic)["leader_id"]
+        leader = current_leader(cluster, unique_topic)
+        assert leader is not None, f"{unique_topic} has no leader while acknowledgements flow"
         killed_at = time.monotonic()
         cluster.kill_node(leader)
         acked_at_kill = acknowledged(simulator)
@@ -176,7 +189,11 @@ def test_partition_leader_sigkill_loses_and_duplicates_nothing(
             120,
             f"acknowledgements after SIGKILL of leader node {leader}",
         )
-        assert partition_state(cluster, unique_topic)["leader_id"] not in (leader, -1)
+        wait_for(
+            lambda: current_leader(cluster, unique_topic) not in (None, leader),
+            30,
+            f"a leader other than the killed node {leader}",
+        )
         finish_and_check(cluster, simulator, thread, settings, unique_topic)
 
 
@@ -208,4 +225,3 @@ def test_active_controller_sigkill_loses_and_duplicates_nothing(
             f"acknowledgements after SIGKILL of controller node {controller}",
         )
         finish_and_check(cluster, simulator, thread, settings, unique_topic)
-
