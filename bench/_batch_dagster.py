@@ -24,12 +24,13 @@ import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import dagster as dg  # noqa: E402
+import yaml  # noqa: E402
 from _child_stats import peak_rss_mib  # noqa: E402
 
 from fin_assets.batch.definitions import build_defs  # noqa: E402
 from fin_assets.batch.partitions import range_tags  # noqa: E402
 from fin_assets.batch.schedules import JOB_NAME  # noqa: E402
-from fin_assets.instance import ensure_instance_config  # noqa: E402
+from fin_assets.instance import INSTANCE_CONFIG, ensure_instance_config  # noqa: E402
 from fin_assets.resources.alpha_vantage import AlphaVantageResource  # noqa: E402
 from fin_assets.resources.settings import PipelineSettings  # noqa: E402
 
@@ -64,6 +65,26 @@ def drop_per_symbol_log_lines() -> None:
     DagsterLogManager.info = info
 
 
+def write_postgres_instance_config(dagster_home: Path) -> None:
+    """The product's instance settings (pools, run limits, monitoring) with its storage in
+    PostgreSQL, as docker/dagster/dagster.yaml has it; the password by environment."""
+    config = yaml.safe_load(INSTANCE_CONFIG)
+    config["storage"] = {
+        "postgres": {
+            "postgres_db": {
+                "hostname": "127.0.0.1",
+                "port": {"env": "FIN_BENCH_PG_PORT"},
+                "username": "dagster",
+                "password": {"env": "FIN_BENCH_PG_PASSWORD"},
+                "db_name": {"env": "FIN_BENCH_PG_DB"},
+                "scheme": "postgresql+psycopg2",
+            }
+        }
+    }
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -72,6 +93,9 @@ def main() -> int:
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--ephemeral", action="store_true", help="in-memory instance")
     parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL instance (FIN_BENCH_PG_* env)"
+    )
+    parser.add_argument(
         "--what-if-no-per-symbol-logs", action="store_true", help="see drop_per_symbol_log_lines"
     )
     parser.add_argument("--profile", help="write a cProfile of the run phase to this file")
@@ -79,7 +103,9 @@ def main() -> int:
 
     if args.what_if_no_per_symbol_logs:
         drop_per_symbol_log_lines()
-    if not args.ephemeral:
+    if args.postgres:
+        write_postgres_instance_config(Path(os.environ["DAGSTER_HOME"]))
+    elif not args.ephemeral:
         ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
     resource_class = FullHistoryAlphaVantage if args.full else AlphaVantageResource
     symbols = args.symbols.split(",")

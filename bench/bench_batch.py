@@ -24,9 +24,13 @@ them into tables and plots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+import secrets
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -59,8 +63,10 @@ SYMBOLS = [
 # `fin-assets batch` runs with DAGSTER_HOME set and as runs that the UI shows are stored.
 # dagster-ephemeral: the same on an in-memory instance (`fin-assets batch` without
 # DAGSTER_HOME): the difference is the cost of storing the run's events.
+# dagster-postgres: the same on a PostgreSQL instance (the docker stack's and production's
+# storage), a real server started by scripts/postgres.sh for the bench, one database per series.
 # dagster-no-symbol-logs (opt-in, --variants): the proposed fix tried from the outside.
-VARIANTS = ("plain", "dagster", "dagster-ephemeral")
+VARIANTS = ("plain", "dagster", "dagster-ephemeral", "dagster-postgres")
 METRICS = (
     "wall_s",
     "cpu_s",
@@ -103,13 +109,73 @@ def command(variant: str, url: str, symbols: list[str], data_dir: Path, full: bo
     ]
     if variant == "dagster-ephemeral":
         cmd.append("--ephemeral")
+    if variant == "dagster-postgres":
+        cmd.append("--postgres")
     if variant == "dagster-no-symbol-logs":
         cmd.append("--what-if-no-per-symbol-logs")
     return [*cmd, "--full"] if full else cmd
 
 
+class BenchPostgres:
+    """A throwaway PostgreSQL for the dagster-postgres variant (scripts/postgres.sh), with one
+    database per series so that runs of different sizes never share an event log."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.state_dir = workdir / "postgres"
+        self.state_dir.mkdir(mode=0o755)
+        workdir.chmod(0o755)  # the server runs as nobody when we are root
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.password = secrets.token_urlsafe(16)
+        self.databases: set[str] = set()
+
+    def _script(self, action: str) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PG_PORT": str(self.port),
+            "PG_DIR": str(self.state_dir),
+            "PG_USER": "dagster",
+            "PG_DB": "dagster",
+            "PG_PASSWORD": self.password,  # by environment: never argv
+        }
+        subprocess.run([str(REPO_DIR / "scripts" / "postgres.sh"), action], env=env, check=True)
+
+    def __enter__(self) -> BenchPostgres:
+        self._script("start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._script("stop")
+
+    def child_env(self, series: Path) -> dict[str, str]:
+        database = "bench_" + series.name.replace("-", "_")
+        if database not in self.databases:
+            import psycopg2
+
+            conn = psycopg2.connect(
+                host="127.0.0.1", port=self.port, user="dagster", password=self.password,
+                dbname="dagster",
+            )  # fmt: skip
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{database}"')
+            conn.close()
+            self.databases.add(database)
+        return {
+            "FIN_BENCH_PG_PORT": str(self.port),
+            "FIN_BENCH_PG_PASSWORD": self.password,
+            "FIN_BENCH_PG_DB": database,
+        }
+
+
+POSTGRES: BenchPostgres | None = None
+
+
 def run_one(variant: str, url: str, symbols: list[str], series: Path, full: bool = False) -> dict:
     env = {**os.environ, "DAGSTER_HOME": str(series / "dagster_home")}
+    if variant == "dagster-postgres":
+        env.update(POSTGRES.child_env(series))
     env.pop("FIN_SYMBOLS", None)
     env.pop("FIN_DATA_DIR", None)
     background = cpu_busy_pct(0.5)  # what the rest of the machine does just before
@@ -228,19 +294,24 @@ def main() -> int:
     payload = header(f"batch-{args.mode}", sys.argv)
     workdir = Path(tempfile.mkdtemp(prefix=f"fin-bench-batch-{args.mode}-"))
     state = StandInState(enforce_pacing=False, allow_full_output=True)
-    with StandInServer(state=state) as server:
-        for symbol in SYMBOLS:  # the synthetic walks are computed once, before any timing
-            synthetic._walk(symbol)
-        log(f"stand-in at {server.url}, work dir {workdir}")
-        try:
+    global POSTGRES
+    try:
+        with contextlib.ExitStack() as services:
+            if "dagster-postgres" in args.variants.split(","):
+                POSTGRES = services.enter_context(BenchPostgres(workdir))
+                log(f"PostgreSQL for dagster-postgres on 127.0.0.1:{POSTGRES.port}")
+            server = services.enter_context(StandInServer(state=state))
+            for symbol in SYMBOLS:  # the synthetic walks are computed once, before any timing
+                synthetic._walk(symbol)
+            log(f"stand-in at {server.url}, work dir {workdir}")
             if args.mode == "symbols":
                 payload.update(bench_symbols(args, server, workdir))
             else:
                 payload.update(bench_history(args, server, workdir))
-        finally:
-            if not args.keep:
-                shutil.rmtree(workdir, ignore_errors=True)
-        payload["stand_in_requests"] = len(state.requests)
+            payload["stand_in_requests"] = len(state.requests)
+    finally:  # after the services stopped: PostgreSQL's data folder is in there
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     payload["load_at_end"] = load_average()
     payload["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     path = write_results(f"batch-{args.mode}", payload)
