@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +18,7 @@ from fin_assets.batch.partitions import contiguous_ranges, range_tags
 from fin_assets.batch.schedules import JOB_NAME
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
+from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 
 SECRET_KEY = "SEKRET9X7Q2LMZ"
 AS_OF = dt.date(2026, 10, 5)
@@ -97,26 +96,17 @@ def batch(stand_in: StandInServer, tmp_path: Path, dagster_instance) -> BatchRun
     return BatchRunner(stand_in, tmp_path / "data", dagster_instance)
 
 
-class RecordedBodies(ThreadingHTTPServer):
+class RecordedBodies(LoopbackHTTPServer):
     """A real local HTTP server answering TIME_SERIES_DAILY with recorded Alpha Vantage bodies
     (`bodies[symbol]`), and the stand-in's synthetic series for any other symbol."""
 
-    daemon_threads = True
-
     def __init__(self, bodies: dict[str, str]) -> None:
         self.bodies = bodies
-        super().__init__(("127.0.0.1", 0), _RecordedHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/query"
+        super().__init__(_RecordedHandler)
 
 
-class _RecordedHandler(BaseHTTPRequestHandler):
+class _RecordedHandler(QuietHandler):
     server: RecordedBodies
-
-    def log_message(self, format: str, *args) -> None:
-        pass
 
     def do_GET(self) -> None:
         params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
@@ -132,12 +122,5 @@ class _RecordedHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorded_bodies() -> Iterator[RecordedBodies]:
-    server = RecordedBodies({})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with RecordedBodies({}) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -13,7 +13,6 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,17 +22,15 @@ from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.alpha_vantage.stand_in import daily_series_body
 from fin_assets.rate_limit import RequestPacer, SharedPacer
 from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 
 AS_OF = dt.date(2026, 10, 5)
 Respond = Callable[["_Handler"], None]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: LocalHTTPServer
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args) -> None:
-        pass
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -52,36 +49,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class LocalHTTPServer(ThreadingHTTPServer):
-    """A real HTTP server on a free loopback port; `respond(handler)` answers each GET."""
-
-    daemon_threads = True
+class LocalHTTPServer(LoopbackHTTPServer):
+    """`respond(handler)` answers each GET; `stopping` is set when the block is left."""
 
     def __init__(self, respond: Respond) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.respond = respond
         self.paths: list[str] = []
         self.arrivals: list[float] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.origin}/query"
-
-    def __enter__(self) -> LocalHTTPServer:
-        # A short poll so that leaving the block does not wait half a second per server.
-        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
-        self.shutdown()
-        self.server_close()
+        super().__exit__(*exc)
 
 
 def client_for(url: str, **overrides) -> AlphaVantageClient:

@@ -3,8 +3,6 @@ schema and lineage at definition time, and data that lives in files rather than 
 
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
@@ -16,6 +14,7 @@ from fin_assets.batch.schedules import schedule_decision
 from fin_assets.config import CSV_COLUMNS
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
+from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 
 THANKSGIVING = dt.date(2026, 11, 26)
 
@@ -41,23 +40,16 @@ def test_the_schedule_skips_days_when_no_configured_exchange_trades():
     assert isinstance(schedule_decision(["TSLA", "RELIANCE.BSE"], THANKSGIVING), dg.RunRequest)
 
 
-class Webhook(ThreadingHTTPServer):
-    daemon_threads = True
+class Webhook(LoopbackHTTPServer):
+    path = "/hooks/T0KEN"
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _WebhookHandler)
+        super().__init__(_WebhookHandler)
         self.received: list[dict] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/T0KEN"
 
-
-class _WebhookHandler(BaseHTTPRequestHandler):
+class _WebhookHandler(QuietHandler):
     server: Webhook
-
-    def log_message(self, format: str, *args) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -70,15 +62,8 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook():
-    server = Webhook()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with Webhook() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_failed_batch_run_is_posted_to_the_webhook(batch, stand_in, webhook, monkeypatch):
@@ -143,9 +128,7 @@ def test_each_asset_re_executes_alone_on_a_fresh_instance(batch, tmp_path):
         (event,) = remerged.get_asset_materialization_events()
         assert event.materialization.partition == "IBM"
         assert event.materialization.metadata["added_days"].value == 0
-        assert not any(
-            e.event_type == DagsterEventType.STEP_FAILURE for e in remerged.all_events
-        )
+        assert not any(e.event_type == DagsterEventType.STEP_FAILURE for e in remerged.all_events)
 
 
 def test_only_batch_runs_are_alerted():
