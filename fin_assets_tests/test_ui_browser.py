@@ -23,7 +23,7 @@ from fin_assets_tests.test_ui_graphql import (
     SIMULATOR_JOB,
     SIMULATOR_SENSOR,
 )
-from fin_assets_tests.ui_fixtures import REPO, SYMBOLS, DagsterUI, wait_until
+from fin_assets_tests.ui_fixtures import REPO, SYMBOLS, DagsterUI, wait_until, wait_until_opaque
 
 pytestmark = pytest.mark.browser
 
@@ -163,7 +163,9 @@ def launch_batch_materialization(
                 dialog.locator(f"[data-tooltip='{symbol}'] [aria-label='close']").click()
     count = len(keep) if keep is not None else len(symbols)
     expect(dialog.get_by_text(re.compile(rf"^{count} partitions?$"))).to_be_visible()
-    shots(page, "partition-picker")
+    picker = shots(page, "partition-picker")
+    if keep is not None:
+        publish(picker, "partition-picker")
     before = {r["runId"] for r in dagster_ui.runs(limit=50)}
     dialog.get_by_role("button", name=re.compile(r"^Launch (backfill|1 run)$")).click()
     toast = page.get_by_text(re.compile(r"(Created backfill|Launched run) [a-z0-9]+")).first
@@ -205,6 +207,9 @@ def test_materialize_batch_and_csv_metadata(ui_page, dagster_ui: DagsterUI, shot
     success = page.get_by_text("Success", exact=True).first
     try:
         expect(success).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        # The event log loads after the status: a person reads the events.
+        expect(page.get_by_text(re.compile("Loading run logs"))).to_have_count(0)
+        expect(page.get_by_text("Succeeded (1)").first).to_be_visible()
     finally:
         shot = shots(page, "batch-run")
     publish(shot, "materialization-run")
@@ -238,6 +243,16 @@ def test_materialize_batch_and_csv_metadata(ui_page, dagster_ui: DagsterUI, shot
     expect(metadata.get_by_text(newest, exact=True).first).to_be_visible()
     shots(page, "csv-asset-preview")
 
+    # The price chart: one sparkline per symbol, in the Markdown metadata entry.
+    chart_row = metadata.get_by_role("row").filter(has_text="price_chart").first
+    chart_row.get_by_text("Show Markdown").click()
+    chart = page.locator("[role=dialog]").filter(has_text="price_chart").first
+    for symbol in symbols:
+        expect(chart.get_by_text(symbol, exact=True).first).to_be_visible()
+    expect(chart.locator("img[src^='data:image/svg+xml']")).to_have_count(len(symbols))
+    wait_until_opaque(chart)
+    publish(shots(page, "csv-price-chart"), "csv-price-chart")
+
 
 def test_rerun_one_symbol_from_the_partition_picker(ui_page, dagster_ui: DagsterUI, shots):
     """Re-running one symbol is the partition picker: only that partition is fetched again,
@@ -260,7 +275,7 @@ def test_rerun_one_symbol_from_the_partition_picker(ui_page, dagster_ui: Dagster
     expect(page.get_by_text("Failed (0)")).to_be_visible()
     page.get_by_text(again, exact=True).first.click()
     expect(page.get_by_text("added_days").first).to_be_visible()  # that partition's metadata
-    shots(page, "partition-bar")
+    publish(shots(page, "partition-bar"), "partition-bar")
 
 
 # --- schedule and sensor ------------------------------------------------------------------------

@@ -750,6 +750,19 @@ def ui_page(request: pytest.FixtureRequest, ui_browser, dagster_ui: DagsterUI) -
         context.close()
 
 
+FULLY_OPAQUE = """element => {
+    for (let e = element; e; e = e.parentElement)
+        if (getComputedStyle(e).opacity !== "1") return false;
+    return true;
+}"""
+
+
+def wait_until_opaque(locator, timeout_ms: float = 10_000) -> None:
+    """Until `locator` and its ancestors are fully opaque: a dialog that is still fading in
+    would be screenshotted half transparent."""
+    locator.page.wait_for_function(FULLY_OPAQUE, arg=locator.element_handle(), timeout=timeout_ms)
+
+
 class Shots:
     """Numbered screenshots of one test's steps under test-artifacts/ui/<test>/."""
 
