@@ -24,36 +24,30 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 
-@contextmanager
-def _patient_connection(conn_string: str) -> Iterator[Connection]:
-    engine = create_engine(
-        conn_string, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-    )
-    with engine.connect() as conn, conn.begin():
-        yield conn
+class _PatientConnections:
+    """Every connection with the event log's busy timeout; the storage class comes next in the
+    bases (its `from_config_value` would build the parent class, not ours)."""
 
-
-class PatientSqliteRunStorage(SqliteRunStorage):
-    """`SqliteRunStorage` with the event log's busy timeout."""
+    _conn_string: str
 
     @classmethod
-    def from_config_value(cls, inst_data, config_value):  # the parent builds its own class
+    def from_config_value(cls, inst_data, config_value):
         return cls.from_local(inst_data=inst_data, **config_value)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with _patient_connection(self._conn_string) as conn:
+        engine = create_engine(
+            self._conn_string,
+            poolclass=NullPool,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+        with engine.connect() as conn, conn.begin():
             yield conn
 
 
-class PatientSqliteScheduleStorage(SqliteScheduleStorage):
+class PatientSqliteRunStorage(_PatientConnections, SqliteRunStorage):
+    """`SqliteRunStorage` (runs, their tags) with the event log's busy timeout."""
+
+
+class PatientSqliteScheduleStorage(_PatientConnections, SqliteScheduleStorage):
     """`SqliteScheduleStorage` (sensor and schedule ticks) with the event log's busy timeout."""
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):  # the parent builds its own class
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with _patient_connection(self._conn_string) as conn:
-            yield conn
