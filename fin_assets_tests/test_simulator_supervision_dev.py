@@ -43,6 +43,7 @@ from fin_assets_tests.ui_fixtures import (
     LOCATION_NAME,
     GraphQLMixin,
     free_port,
+    start_logged_process,
     wait_until,
 )
 
@@ -127,11 +128,6 @@ query Ticks($selector: SensorSelector!) {
 """
 
 
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -190,17 +186,9 @@ def dev(kafka_bootstrap_servers: str, tmp_path_factory) -> Iterator[DevUnderTest
     )
     port = free_port()
     log_path = root / "fin-assets-dev.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fin_assets.cli", "dev", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_default_signals,
-        )
+    process = start_logged_process(
+        [sys.executable, "-m", "fin_assets.cli", "dev", "--port", str(port)], env, log_path
+    )
     ui = DevUnderTest(process, port, data, topic, kafka_bootstrap_servers, log_path)
     try:
 

@@ -555,9 +555,9 @@ def _kafka_bootstrap(request: pytest.FixtureRequest) -> tuple[str | None, str]:
     )
 
 
-def _start_dagster_dev(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
-    command += ["-w", "workspace.yaml"]
+def start_logged_process(command: list[str], env: dict[str, str], log_path: Path):
+    """`command` from the repo in its own session (stopped by process group), output to
+    `log_path`, with default SIGINT/SIGTERM handling whatever the test runner ignores."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
             command,
@@ -569,6 +569,11 @@ def _start_dagster_dev(port: int, env: dict[str, str], log_path: Path) -> subpro
             start_new_session=True,
             preexec_fn=_default_signals,
         )
+
+
+def _start_dagster_dev(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    return start_logged_process([*command, "-w", "workspace.yaml"], env, log_path)
 
 
 def _wait_group_empty(pgid: int, timeout: float) -> list[int]:
