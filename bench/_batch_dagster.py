@@ -65,22 +65,16 @@ def drop_per_symbol_log_lines() -> None:
     DagsterLogManager.info = info
 
 
+DOCKER_INSTANCE = Path(__file__).resolve().parents[1] / "docker" / "dagster" / "dagster.yaml"
+
+
 def write_postgres_instance_config(dagster_home: Path) -> None:
-    """The product's instance settings (pools, run limits, monitoring) with its storage in
-    PostgreSQL, as docker/dagster/dagster.yaml has it; the password by environment."""
+    """The product's instance settings (pools, run limits, monitoring) with the docker stack's
+    `storage: postgres:` block (its DAGSTER_POSTGRES_* variables, set by bench_batch.py); only
+    the port differs, the bench's server is on a free one."""
     config = yaml.safe_load(INSTANCE_CONFIG)
-    config["storage"] = {
-        "postgres": {
-            "postgres_db": {
-                "hostname": "127.0.0.1",
-                "port": {"env": "FIN_BENCH_PG_PORT"},
-                "username": "dagster",
-                "password": {"env": "FIN_BENCH_PG_PASSWORD"},
-                "db_name": {"env": "FIN_BENCH_PG_DB"},
-                "scheme": "postgresql+psycopg2",
-            }
-        }
-    }
+    config["storage"] = yaml.safe_load(DOCKER_INSTANCE.read_text())["storage"]
+    config["storage"]["postgres"]["postgres_db"]["port"] = {"env": "FIN_BENCH_PG_PORT"}
     dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
@@ -93,7 +87,7 @@ def main() -> int:
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--ephemeral", action="store_true", help="in-memory instance")
     parser.add_argument(
-        "--postgres", action="store_true", help="PostgreSQL instance (FIN_BENCH_PG_* env)"
+        "--postgres", action="store_true", help="PostgreSQL instance (see bench_batch.py)"
     )
     parser.add_argument(
         "--what-if-no-per-symbol-logs", action="store_true", help="see drop_per_symbol_log_lines"

@@ -167,8 +167,10 @@ class BenchPostgres:
             self.databases.add(database)
         return {
             "FIN_BENCH_PG_PORT": str(self.port),
-            "FIN_BENCH_PG_PASSWORD": self.password,
-            "FIN_BENCH_PG_DB": database,
+            "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+            "DAGSTER_POSTGRES_USER": "dagster",
+            "DAGSTER_POSTGRES_PASSWORD": self.password,
+            "DAGSTER_POSTGRES_DB": database,
         }
 
 
