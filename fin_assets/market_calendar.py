@@ -10,6 +10,8 @@ on which no configured exchange trades) and the local stand-in (which serves tra
 - Calendars are built once per exchange over `CALENDAR_START`..`CALENDAR_END` (clipped to the
   years the library has holiday data for). Dates outside that range fall back to weekdays-only
   rather than raising: history files may hold rows older than the library knows.
+- `SPECIAL_SESSIONS` adds the real one-off sessions the library does not list (Muhurat trading,
+  budget-day and disaster-recovery-drill Saturdays): they are sessions like any other here.
 """
 
 from __future__ import annotations
@@ -52,6 +54,22 @@ SUFFIX_CALENDARS: dict[str, tuple[str, str]] = {
     "SAO": ("BVMF", "America/Sao_Paulo"),  # B3
     "PAR": ("XPAR", "Europe/Paris"),
     "AMS": ("XAMS", "Europe/Amsterdam"),
+}
+
+# Real one-off sessions that exchange_calendars (4.13) does not list, per calendar: day -> the
+# session's close, local time (the exchanges' circulars). Rows on them are real trading and
+# belong in the history; a row on any other non-session day is held back by the batch checks,
+# whose warning points here. Add a day when an exchange announces one (Muhurat every Diwali).
+SPECIAL_SESSIONS: dict[str, dict[dt.date, dt.time]] = {
+    "XBOM": {  # BSE and NSE hold them together
+        dt.date(2023, 11, 12): dt.time(19, 15),  # Muhurat trading (Diwali, a Sunday)
+        dt.date(2024, 1, 20): dt.time(15, 30),  # Saturday: full session with a DR-site switch
+        dt.date(2024, 3, 2): dt.time(12, 30),  # Saturday: special live session from DR site
+        dt.date(2024, 5, 18): dt.time(12, 30),  # Saturday: special live session from DR site
+        dt.date(2024, 11, 1): dt.time(19, 0),  # Muhurat trading (Diwali)
+        dt.date(2025, 2, 1): dt.time(15, 30),  # Saturday: Union Budget day
+        dt.date(2025, 10, 21): dt.time(14, 45),  # Muhurat trading (Diwali)
+    },
 }
 
 
@@ -134,10 +152,16 @@ def _sessions(name: str) -> _Sessions | None:
             )
         sessions = list(calendar.sessions.date)  # vectorised: ~10x faster than per Timestamp
         closes = dict(zip(sessions, calendar.closes.dt.to_pydatetime(), strict=True))
+        zone = ZoneInfo(str(calendar.tz))
     except Exception as exc:  # noqa: BLE001 - any library failure means "no calendar"
         log.warning("exchange calendar %s unavailable: %s", name, exc)
         return None
-    return _Sessions(start, end, frozenset(sessions), tuple(sessions), closes)
+    canonical = exchange_calendars.resolve_alias(name)
+    for day, close in SPECIAL_SESSIONS.get(canonical, {}).items():
+        if start <= day <= end and day not in closes:
+            closes[day] = dt.datetime.combine(day, close, tzinfo=zone).astimezone(dt.UTC)
+    ordered = tuple(sorted(closes))
+    return _Sessions(start, end, frozenset(ordered), ordered, closes)
 
 
 def _as_date(value: pd.Timestamp | None) -> dt.date | None:

@@ -104,10 +104,31 @@ def build_batch_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
 
 
 def run_symbols(context: dg.AssetExecutionContext) -> list[str]:
-    """The symbol partitions of this run (none when only the CSV is rebuilt)."""
+    """The symbol partitions of this run (none when only the CSV is rebuilt). A run of the
+    partitioned assets that names no symbol fails: it would fetch nothing and succeed."""
+    partitioned = bool({RAW, PRICES} & context.selected_asset_keys)
     if context.has_partition_key_range or context.has_partition_key:
-        return [validate_symbol(key) for key in context.partition_keys]
+        keys = list(context.partition_keys)
+        if not keys and partitioned:
+            span = context.partition_key_range
+            raise dg.Failure(description=empty_range_message(span.start, span.end))
+        return [validate_symbol(key) for key in keys]
+    if partitioned:
+        raise dg.Failure(description=NO_PARTITION_MESSAGE)
     return []
+
+
+NO_PARTITION_MESSAGE = (
+    "No partition was chosen: alpha_vantage_daily_raw and daily_prices are partitioned by "
+    "symbol; pick the symbols in the Materialize dialog (or `fin-assets batch --symbols`)"
+)
+
+
+def empty_range_message(start: str, end: str) -> str:
+    return (
+        f"The partition range {start}..{end} holds no symbol (reversed, or not in FIN_SYMBOLS' "
+        "order): nothing would be fetched. Pick the range again, first symbol first"
+    )
 
 
 def fetch_all(
@@ -192,6 +213,7 @@ def update_histories(
 ) -> Iterator:
     history = storage.HistoryStore(settings.history_dir)
     checked, notes, lines = [], {}, []
+    held_back: list[checks.HeldBack] = []
     for symbol, fetched in outcome.fetched.items():
         checked.append(symbol)
         if note := market_calendar.calendar_note(symbol):
@@ -201,12 +223,25 @@ def update_histories(
         except (KeyError, TypeError, ValueError) as error:
             outcome.quarantine(symbol, f"{fetched.path}: unreadable series ({error})")
             continue
-        findings = checks.run_rules(fresh, symbol, market_calendar.market_today(symbol))
+        today = market_calendar.market_today(symbol)
+        # Only the rows on non-session days stay out; the symbol's other rows go on.
+        fresh, held = checks.hold_back_non_sessions(fresh, symbol, today, str(fetched.path))
+        if held is not None:
+            held_back.append(held)
+            context.log.warning(str(held))
+        if fresh.empty:
+            outcome.quarantine(symbol, f"{fetched.path}: no row left to store")
+            continue
+        findings = checks.run_rules(fresh, symbol, today)
         try:
             stored = history.load(symbol)
         except storage.StoredFileError as error:
             findings.append(checks.Finding(symbol, checks.HISTORY_READABLE, str(error), ""))
             stored = None
+        if stored is not None and (
+            revision := checks.revision_finding(symbol, stored, fresh, history.path(symbol))
+        ):
+            findings.append(revision)
         if findings:
             outcome.findings.extend(findings)
             outcome.quarantine(symbol, "\n".join(f"  {f}" for f in findings).strip())
@@ -238,7 +273,7 @@ def update_histories(
     if lines:
         context.log.info("History upserted:\n" + "\n".join(lines))
     selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == PRICES}
-    yield from checks.check_results(checked, outcome.findings, notes, selected)
+    yield from checks.check_results(checked, outcome.findings, notes, selected, held_back)
 
 
 def csv_frame(

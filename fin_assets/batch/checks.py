@@ -4,12 +4,17 @@ they were) while the other symbols carry on.
 
 Each check is one `AssetCheckSpec` of `daily_prices`; a run reports it once for all the
 symbols it covered, naming each failing symbol with a sample of its offending rows.
+
+A row on a past day that the exchange's calendar does not list as a session is neither stored
+nor allowed to block the symbol: only that row is held back, with a warning naming it (the
+`past_trading_days` check then fails with WARN severity). Real one-off sessions are listed in
+`market_calendar.SPECIAL_SESSIONS` and pass.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -63,16 +68,18 @@ RULES = (
     ),
     Rule(
         "past_trading_days",
-        "Every fecha is a session of the symbol's exchange (exchange_calendars; unknown "
-        "suffix: weekdays, with a note) and not after today there.",
-        "a weekend, holiday or future date",
-        lambda frame, symbol, today: validation.non_trading_or_future_days(
-            frame, today, lambda start, end: set(market_calendar.trading_days(symbol, start, end))
-        ),
+        "No fecha after today at the symbol's exchange (ERROR). A row on a past day that is no "
+        "session of the exchange (exchange_calendars plus market_calendar.SPECIAL_SESSIONS; "
+        "unknown suffix: weekdays, with a note) is held back, not stored, and the symbol's "
+        "other rows are merged (WARN).",
+        "a future date",
+        lambda frame, symbol, today: validation.future_days(frame, today),
     ),
 )
 RULE_NAMES = tuple(rule.name for rule in RULES)
+PAST_TRADING_DAYS = "past_trading_days"
 HISTORY_READABLE = "history_file_readable"
+PLAUSIBLE_REVISIONS = "plausible_revisions"
 
 CHECK_SPECS = [
     dg.AssetCheckSpec(rule.name, asset=DAILY_PRICES, description=rule.description)
@@ -82,7 +89,16 @@ CHECK_SPECS = [
         HISTORY_READABLE,
         asset=DAILY_PRICES,
         description="The stored history/<SYMBOL>.csv parses (names file and line if not).",
-    )
+    ),
+    dg.AssetCheckSpec(
+        PLAUSIBLE_REVISIONS,
+        asset=DAILY_PRICES,
+        description="The fresh rows correct stored days, they do not restate them: fails when "
+        f"most overlapping days changed (at least {validation.MASS_REVISION_MIN_DAYS}, more than "
+        f"{validation.MASS_REVISION_SHARE:.0%}) or a settled day's price moved by more than "
+        f"{validation.MAX_CORRECTION:.0%} (e.g. a split-adjusted window); the history is then "
+        "kept as it was.",
+    ),
 ]
 
 
@@ -97,6 +113,62 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.symbol}: {self.check}: {self.summary}\n{self.sample_csv}".rstrip()
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Rows of one symbol on past days its exchange's calendar does not list as sessions."""
+
+    symbol: str
+    days: tuple[dt.date, ...]
+    source: str  # the raw file they came from
+    sample_csv: str
+
+    def __str__(self) -> str:
+        days = ", ".join(day.isoformat() for day in self.days)
+        calendar = market_calendar.exchange_for_symbol(self.symbol).calendar_name or "weekdays"
+        return (
+            f"{self.symbol}: {len(self.days)} row(s) held back, not stored: {days} "
+            f"(no session in the {calendar} calendar; from {self.source}). The symbol's other "
+            "rows are merged. A real special session belongs in "
+            "market_calendar.SPECIAL_SESSIONS."
+        )
+
+
+def hold_back_non_sessions(
+    frame: pd.DataFrame, symbol: str, today: dt.date, source: str
+) -> tuple[pd.DataFrame, HeldBack | None]:
+    """`frame` without its rows on past non-session days, and those rows described."""
+    held = validation.non_session_days(
+        frame, today, lambda start, end: set(market_calendar.trading_days(symbol, start, end))
+    )
+    if held.empty:
+        return frame, None
+    kept = frame.drop(index=held.index).reset_index(drop=True)
+    days = tuple(sorted(set(held["fecha"].dt.date)))
+    sample = held.head(SAMPLE_ROWS).to_csv(index=False, date_format="%Y-%m-%d")
+    return kept, HeldBack(symbol, days, source, sample)
+
+
+def revision_finding(
+    symbol: str, stored: pd.DataFrame, fresh: pd.DataFrame, path: object
+) -> Finding | None:
+    """A finding when `fresh` restates the stored days of `path` instead of correcting them."""
+    if stored.empty or fresh.empty:
+        return None
+    found = validation.revisions(stored, fresh)
+    reason = validation.implausible_revision(found, stored["fecha"].max())
+    if reason is None:
+        return None
+    top = found.table.iloc[0]
+    summary = (
+        f"{reason}; largest change {top['column']} on {top['fecha'].date()}: "
+        f"{top['stored']:g} -> {top['fresh']:g} ({top['change']:+.1%}). {path} kept as it "
+        "was: if the provider restated its history (e.g. split-adjusted), a person decides "
+        "whether to rebuild it"
+    )
+    sample = found.table.head(SAMPLE_ROWS).assign(change=lambda t: t["change"].round(4))
+    return Finding(symbol, PLAUSIBLE_REVISIONS, summary, sample.to_csv(index=False))
 
 
 def run_rules(frame: pd.DataFrame, symbol: str, today: dt.date) -> list[Finding]:
@@ -118,10 +190,11 @@ def check_results(
     findings: list[Finding],
     calendar_notes: Mapping[str, str],
     selected: set[str],
+    held_back: Sequence[HeldBack] = (),
 ) -> list[dg.AssetCheckResult]:
     """One result per selected check, covering the `checked` symbols of this run."""
     results = []
-    for name in (*RULE_NAMES, HISTORY_READABLE):
+    for name in (*RULE_NAMES, HISTORY_READABLE, PLAUSIBLE_REVISIONS):
         if name not in selected:
             continue
         failed = [f for f in findings if f.check == name]
@@ -133,19 +206,29 @@ def check_results(
                 or "none"
             ),
         }
-        if name == "past_trading_days" and calendar_notes:
+        description = "; ".join(f"{f.symbol}: {f.summary}" for f in failed) or None
+        warned = name == PAST_TRADING_DAYS and bool(held_back)
+        if name == PAST_TRADING_DAYS and calendar_notes:
             metadata["calendar_warnings"] = dg.MetadataValue.md(
                 "\n".join(f"- {note}" for note in calendar_notes.values())
             )
+        if warned:
+            metadata["held_back_symbols"] = ", ".join(h.symbol for h in held_back)
+            metadata["held_back_rows"] = dg.MetadataValue.md(
+                "\n\n".join(f"{h}\n```\n{h.sample_csv}```" for h in held_back)
+            )
+            description = "; ".join(filter(None, [description, *map(str, held_back)]))
         results.append(
             dg.AssetCheckResult(
                 asset_key=DAILY_PRICES,
                 check_name=name,
-                passed=not failed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=(
-                    "; ".join(f"{f.symbol}: {f.summary}" for f in failed) if failed else None
+                passed=not failed and not warned,
+                # Held-back rows were kept out of the history: worth a look, not a failed run.
+                severity=(
+                    dg.AssetCheckSeverity.WARN if warned and not failed
+                    else dg.AssetCheckSeverity.ERROR
                 ),
+                description=description,
                 metadata=metadata,
             )
         )
