@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -40,9 +39,9 @@ def run_dev(args: argparse.Namespace) -> int:
     from fin_assets.batch.cli import alpha_vantage_source
     from fin_assets.dev import run_dagster_dev
     from fin_assets.instance import ensure_instance_config
+    from fin_assets.settings import default_dagster_home
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
+    ensure_instance_config(default_dagster_home(Path(".dagster_home").resolve()))
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
     command += ["-h", args.host, "-p", str(args.port)]
     # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.

@@ -1,21 +1,20 @@
-"""Names and defaults shared by every flow: environment variables, file names, topic and index.
+"""Names shared by every flow: file names, topic and index (the environment variables and their
+defaults live in fin_assets/settings.py).
 
 The artefact names (file, topic, index, CSV columns) belong to the users and stay in Spanish.
 """
 
 from __future__ import annotations
 
-import os
-
-import dagster as dg
-
-# Environment variables and their defaults (documented in the README).
-DEFAULT_ALPHAVANTAGE_BASE_URL = "https://www.alphavantage.co/query"
-DEFAULT_SYMBOLS = "TSLA"
-DEFAULT_DATA_DIR = "./data"
-DEFAULT_KAFKA_BOOTSTRAP_SERVERS = "localhost:9092"
-DEFAULT_KAFKA_TOPIC = "transacciones_financieras"
-DEFAULT_ELASTICSEARCH_URL = "http://localhost:9200"
+# Re-exported: the defaults live in settings.py, with the variables they default.
+from fin_assets.settings import (  # noqa: F401
+    DEFAULT_ALPHAVANTAGE_BASE_URL,
+    DEFAULT_DATA_DIR,
+    DEFAULT_ELASTICSEARCH_URL,
+    DEFAULT_KAFKA_BOOTSTRAP_SERVERS,
+    DEFAULT_KAFKA_TOPIC,
+    DEFAULT_SYMBOLS,
+)
 
 # Files under $FIN_DATA_DIR.
 CSV_FILE_NAME = "Datos_financieros.csv"
@@ -32,15 +31,6 @@ BATCH_INDEX = "finanzas_batch"
 TRANSACTIONS_INDEX = "transacciones_nrt"
 
 MARKET_TIMEZONE = "America/New_York"
-
-
-def env_or_default(name: str, default: str) -> dg.EnvVar | str:
-    """`EnvVar(name)` when the variable is set, else the literal default.
-
-    A bare `EnvVar` fails the run when the variable is unset; our variables all have defaults,
-    and the UI should still show where a set value came from.
-    """
-    return dg.EnvVar(name) if os.environ.get(name) else default
 
 
 def parse_symbols(text: str) -> list[str]:

@@ -6,12 +6,12 @@ every asset gets is applied here, in one place: an owner per group, and code ref
 set).
 """
 
-import os
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
+from fin_assets import settings
 from fin_assets.batch import definitions as batch
 from fin_assets.resources.settings import settings_from_env
 from fin_assets.search import definitions as search
@@ -34,14 +34,19 @@ def with_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
 def with_code_references(assets: list) -> list:
     """Source files of every asset; links into the repository when its URL is configured."""
     assets = list(dg.with_source_code_references(assets))
-    git_url = os.environ.get("FIN_SOURCE_GIT_URL")
-    if not git_url:
+    try:
+        links = settings.source_links()
+    except settings.SettingsError as error:
+        # Cosmetic: a typo here must not stop the code location; local references stay.
+        warnings.warn(f"{error}; showing local source files instead", stacklevel=2)
+        return assets
+    if not links.git_url:
         return assets
     return list(
         dg.link_code_references_to_git(
             assets_defs=assets,
-            git_url=git_url,
-            git_branch=os.environ.get("FIN_SOURCE_GIT_BRANCH", "main"),
+            git_url=links.git_url,
+            git_branch=links.git_branch,
             file_path_mapping=dg.AnchorBasedFilePathMapping(
                 local_file_anchor=Path(__file__),
                 file_anchor_path_in_repository="fin_assets/definitions.py",

@@ -14,6 +14,8 @@ from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import RunsFilter
 from dagster._core.storage.runs import SqliteRunStorage
 
+from fin_assets import settings
+
 # `alpha_vantage` is the only pool: a limit of 1 keeps two runs (a schedule tick and a manual
 # re-run, say) from calling the API at once and tripping its one-request-per-second limit.
 # Run monitoring frees the slots of a run that ended without releasing them; a run whose
@@ -84,8 +86,9 @@ def ensure_instance_config(dagster_home: Path) -> Path:
 def local_instance() -> dg.DagsterInstance:
     """The user's instance when DAGSTER_HOME is set (runs then show up in `dagster dev`), else
     an ephemeral one."""
-    if os.environ.get("DAGSTER_HOME"):
-        ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
+    home = settings.dagster_home()
+    if home is not None:
+        ensure_instance_config(home)
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 

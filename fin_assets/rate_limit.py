@@ -29,11 +29,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fin_assets import settings
+
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_DIR_ENV = "FIN_RATE_LIMIT_DIR"
 REQUESTS_PER_MINUTE_ENV = "ALPHAVANTAGE_REQUESTS_PER_MINUTE"
-FREE_KEY_REQUESTS_PER_MINUTE = 60.0  # about 1 request/s since late 2025
+# About 1 request/s since late 2025.
+FREE_KEY_REQUESTS_PER_MINUTE = settings.FREE_KEY_REQUESTS_PER_MINUTE
 # 10% margin so network jitter cannot squeeze two calls into the server's window.
 SAFETY_MARGIN = 1.1
 
@@ -46,15 +49,9 @@ def min_interval_for(requests_per_minute: float) -> float:
 
 
 def requests_per_minute_from_env(environ: dict[str, str] | None = None) -> float:
-    raw = (environ if environ is not None else os.environ).get(REQUESTS_PER_MINUTE_ENV, "")
-    if not raw.strip():
-        return FREE_KEY_REQUESTS_PER_MINUTE
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{REQUESTS_PER_MINUTE_ENV}={raw!r} is not a number") from None
-    min_interval_for(value)  # validates
-    return value
+    """ALPHAVANTAGE_REQUESTS_PER_MINUTE, validated by fin_assets/settings.py (SettingsError, a
+    ValueError, names the variable)."""
+    return settings.alpha_vantage(environ).requests_per_minute
 
 
 class RequestPacer:
@@ -107,7 +104,7 @@ class SharedPacer:
 
 
 def default_lock_dir() -> Path:
-    configured = os.environ.get(RATE_LIMIT_DIR_ENV, "").strip()
+    configured = settings.alpha_vantage().rate_limit_dir
     if configured:
         return Path(configured)
     return Path(tempfile.gettempdir()) / f"fin_assets-rate-limit-{os.getuid()}"

@@ -2,13 +2,12 @@
 JSON to that webhook. The URL can hold a token (Slack, Teams...): it is never logged."""
 
 
-import os
-
 import dagster as dg
 import requests
 
 from fin_assets.batch.schedules import JOB_NAME
 from fin_assets.batch.specs import CSV, PRICES, RAW
+from fin_assets.settings import alert_webhook_url
 
 WEBHOOK_ENV = "FIN_ALERT_WEBHOOK_URL"
 TIMEOUT_S = 10.0
@@ -72,7 +71,7 @@ def report_failure(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
     message, steps = failure_text(context)
     context.log.error(f"{run.job_name} run {run.run_id} failed: {message}")
-    url = os.environ.get(WEBHOOK_ENV)
+    url = alert_webhook_url()  # validated; a bad value fails this tick naming the variable
     if url:
         outcome = post_alert(url, failure_payload(run.run_id, run.job_name, message, steps))
         context.log.info(f"alert for run {run.run_id}: {outcome} ({WEBHOOK_ENV})")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import os
 import sys
 import time
 from collections.abc import Iterator
 
 import dagster as dg
 
-from fin_assets import config, symbols
+from fin_assets import settings, symbols
 from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
 from fin_assets.batch.partitions import UnconfiguredSymbolError, contiguous_ranges, range_tags
 from fin_assets.batch.schedules import JOB_NAME
@@ -58,29 +57,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
-def alpha_vantage_source() -> Iterator[str]:
+def alpha_vantage_source() -> Iterator[str | None]:
     """With no API key, start the stand-in and point the pipeline at it through the same
-    environment variables a user sets; with a key, leave everything as configured."""
-    if os.environ.get("ALPHAVANTAGE_API_KEY"):
-        yield os.environ.get("ALPHAVANTAGE_BASE_URL", config.DEFAULT_ALPHAVANTAGE_BASE_URL)
+    environment variables a user sets (yields its URL); with a key, leave everything as
+    configured (yields None)."""
+    if settings.is_set("ALPHAVANTAGE_API_KEY"):
+        yield None
         return
     with StandInServer(state=StandInState(enforce_pacing=True)) as server:
-        saved = {k: os.environ.get(k) for k in ("ALPHAVANTAGE_API_KEY", "ALPHAVANTAGE_BASE_URL")}
-        os.environ["ALPHAVANTAGE_API_KEY"] = STAND_IN_KEY
-        os.environ["ALPHAVANTAGE_BASE_URL"] = server.url
         print(
             "ALPHAVANTAGE_API_KEY is not set: using the local Alpha Vantage stand-in at "
             f"{server.url}. Prices are SYNTHETIC.",
             flush=True,
         )
-        try:
+        # Through the environment: `dagster dev`'s processes inherit it.
+        stand_in = {"ALPHAVANTAGE_API_KEY": STAND_IN_KEY, "ALPHAVANTAGE_BASE_URL": server.url}
+        with settings.environment(stand_in):
             yield server.url
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -88,7 +81,8 @@ def run_batch(args: argparse.Namespace) -> int:
         configured = configured_symbols()
         requested = symbols.parse_symbols(args.symbols) if args.symbols else configured
         ranges = contiguous_ranges(configured, requested)
-    except (symbols.InvalidSymbolError, UnconfiguredSymbolError) as error:
+        settings.alpha_vantage()  # the batch's own settings; the other flows' do not matter
+    except (symbols.InvalidSymbolError, UnconfiguredSymbolError, settings.SettingsError) as error:
         print(f"batch: {error}", file=sys.stderr)
         return 2
     with alpha_vantage_source():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from fin_assets import config, rate_limit
+from fin_assets import config, rate_limit, settings
 from fin_assets.alpha_vantage.client import AlphaVantageClient
+from fin_assets.resources.settings import secret_env_var, unusable_resource
 
 
 class AlphaVantageResource(dg.ConfigurableResource):
@@ -34,7 +35,7 @@ class AlphaVantageResource(dg.ConfigurableResource):
     )
     backoff_seconds: float = Field(default=2.0, description="First retry delay, doubled each time")
     requests_per_minute: float = Field(
-        default=rate_limit.FREE_KEY_REQUESTS_PER_MINUTE,
+        default=settings.FREE_KEY_REQUESTS_PER_MINUTE,
         description="ALPHAVANTAGE_REQUESTS_PER_MINUTE: the key's plan (free keys: 60, i.e. "
         "1 request/s); calls are spaced 60/this s apart plus a 10% margin",
     )
@@ -61,12 +62,15 @@ class AlphaVantageResource(dg.ConfigurableResource):
         )
 
 
-def alpha_vantage_from_env() -> AlphaVantageResource:
+def alpha_vantage_from_env() -> AlphaVantageResource | dg.ResourceDefinition:
+    """The resource from fin_assets/settings.py; with a bad batch setting, a stand-in that fails
+    the batch runs naming the variable while every other flow still loads."""
+    try:
+        values = settings.alpha_vantage()
+    except settings.SettingsError as error:
+        return unusable_resource("alpha_vantage", error)
     return AlphaVantageResource(
-        api_key=config.env_or_default("ALPHAVANTAGE_API_KEY", ""),
-        base_url=config.env_or_default(
-            "ALPHAVANTAGE_BASE_URL", config.DEFAULT_ALPHAVANTAGE_BASE_URL
-        ),
-        # Not a secret; read here so a bad value fails at load time naming the variable.
-        requests_per_minute=rate_limit.requests_per_minute_from_env(),
+        api_key=secret_env_var("ALPHAVANTAGE_API_KEY", values.api_key) or "",
+        base_url=values.base_url,
+        requests_per_minute=values.requests_per_minute,
     )

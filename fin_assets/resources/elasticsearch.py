@@ -13,7 +13,6 @@ keeps using the node that answered.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,8 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from fin_assets import config
+from fin_assets import config, settings
+from fin_assets.resources.settings import env_var_or, secret_env_var, unusable_resource
 
 
 class ElasticsearchError(Exception):
@@ -333,18 +333,16 @@ class ElasticsearchResource(dg.ConfigurableResource):
         return ",".join(split_credentials(u)[0] for u in split_urls(self.url))
 
 
-def elasticsearch_from_env() -> ElasticsearchResource:
-    """Every field from its environment variable when set (as an EnvVar), else the default."""
-    optional = {
-        field: dg.EnvVar(var)
-        for field, var in (
-            ("username", "ELASTICSEARCH_USER"),
-            ("password", "ELASTICSEARCH_PASSWORD"),
-            ("ca_certs", "ELASTICSEARCH_CA"),
-        )
-        if os.environ.get(var)
-    }
+def elasticsearch_from_env() -> ElasticsearchResource | dg.ResourceDefinition:
+    """The resource from fin_assets/settings.py: credentials (and the URL, which may hold one)
+    as EnvVars when set; with a bad setting, a stand-in that fails naming the variable."""
+    try:
+        values = settings.elasticsearch()
+    except settings.SettingsError as error:
+        return unusable_resource("elasticsearch", error)
     return ElasticsearchResource(
-        url=config.env_or_default("ELASTICSEARCH_URL", config.DEFAULT_ELASTICSEARCH_URL),
-        **optional,
+        url=env_var_or("ELASTICSEARCH_URL", values.url),
+        username=env_var_or("ELASTICSEARCH_USER", None),
+        password=secret_env_var("ELASTICSEARCH_PASSWORD", values.password),
+        ca_certs=values.ca_certs,
     )

@@ -1,13 +1,14 @@
-"""Where the pipeline keeps its files and which symbols it follows."""
+"""The Dagster side of fin_assets/settings.py: the shared `settings` resource, secrets as
+`EnvVar`s, and resources that fail naming the variable when their flow's settings are bad."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from fin_assets import config, symbols
+from fin_assets import config, settings, symbols
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -48,23 +49,42 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 def settings_from_env() -> PipelineSettings:
-    return PipelineSettings(
-        data_dir=config.env_or_default("FIN_DATA_DIR", config.DEFAULT_DATA_DIR),
-        symbols=config.env_or_default("FIN_SYMBOLS", config.DEFAULT_SYMBOLS),
-    )
+    """FIN_DATA_DIR and FIN_SYMBOLS, validated. Both flows need them, so a bad value stops the
+    code location from loading with a message naming the variable (SettingsError)."""
+    common = settings.common()
+    return PipelineSettings(data_dir=common.data_dir, symbols=",".join(common.symbols))
 
 
 def configured_symbols() -> list[str]:
     """FIN_SYMBOLS, validated: a symbol that could not be a ticker (`../x`, 300 characters)
-    stops the code location from loading with a message naming it."""
-    try:
-        return symbols.parse_symbols(os.environ.get("FIN_SYMBOLS") or config.DEFAULT_SYMBOLS)
-    except symbols.InvalidSymbolError as error:
-        raise InvalidSymbolSetting(error.problems) from None
+    raises SettingsError naming the variable and the symbol."""
+    return settings.common().symbols
 
 
-class InvalidSymbolSetting(symbols.InvalidSymbolError):
-    """An invalid symbol in FIN_SYMBOLS; the message says where it came from."""
+def env_var_or(variable: str, value: Any) -> Any:
+    """`EnvVar(variable)` when the variable is set, else `value` (the default).
 
-    def __str__(self) -> str:
-        return f"FIN_SYMBOLS: {super().__str__()}"
+    For secrets and credentials: the UI then shows the variable's name, never the value. Other
+    settings are passed as the values settings.py validated.
+    """
+    return dg.EnvVar(variable) if settings.is_set(variable) else value
+
+
+def secret_env_var(variable: str, value: Any) -> dg.EnvVar | None:
+    """`EnvVar(variable)` when the secret is set (validated as `value`), else None."""
+    return dg.EnvVar(variable) if value is not None else None
+
+
+class UnusableSettings(Exception):
+    """A resource whose flow's settings are bad; the message names the variables."""
+
+
+def unusable_resource(key: str, error: settings.SettingsError) -> dg.ResourceDefinition:
+    """Stands in for resource `key` when its settings are bad: the code location (and every
+    other flow) still loads, and what uses `key` (a run, a sensor tick) fails with `error`,
+    which names the variable and what it accepts (never a secret value)."""
+
+    def fail(_context: dg.InitResourceContext) -> None:
+        raise UnusableSettings(f"resource {key!r} cannot start: {error}")
+
+    return dg.ResourceDefinition(resource_fn=fail, description=f"UNUSABLE SETTINGS: {error}")

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import sys
 import threading
 import uuid
 from collections.abc import Callable
 
-from fin_assets import config
+from fin_assets import config, settings
 
 # Above this no Python producer keeps up (see docs/benchmarks.md); refused as a typo.
-MAX_RATE_PER_S = 1_000_000.0
+MAX_RATE_PER_S = settings.MAX_RATE_PER_S
 EXIT_ALL_DELIVERED = 0
 EXIT_NONE_DELIVERED = 1
 EXIT_SOME_NOT_DELIVERED = 3
@@ -90,13 +89,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", config.DEFAULT_KAFKA_BOOTSTRAP_SERVERS),
-        help="Kafka brokers (KAFKA_BOOTSTRAP_SERVERS, default %(default)s)",
+        # Not read here: a bad Kafka variable must not break the parser of every command.
+        default=None,
+        help="Kafka brokers (KAFKA_BOOTSTRAP_SERVERS, default "
+        f"{config.DEFAULT_KAFKA_BOOTSTRAP_SERVERS})",
     )
     simulate.add_argument(
         "--topic",
-        default=os.environ.get("FIN_KAFKA_TOPIC", config.DEFAULT_KAFKA_TOPIC),
-        help="topic (FIN_KAFKA_TOPIC, default %(default)s)",
+        default=None,
+        help=f"topic (FIN_KAFKA_TOPIC, default {config.DEFAULT_KAFKA_TOPIC})",
     )
     simulate.add_argument(
         "--partitions",
@@ -120,6 +121,8 @@ def _print(message: str) -> None:
 
 
 def exit_status(summary) -> int:
+    if getattr(summary, "refused", None):  # a topic that would delete the stream: a setting
+        return EXIT_BAD_SETTINGS
     if summary.generated and summary.acknowledged == 0:
         return EXIT_NONE_DELIVERED
     if summary.all_delivered and not summary.unlogged:
@@ -139,8 +142,7 @@ def run_until_done_or_signalled(simulator) -> str:
         if not ended_by:
             ended_by.append(name)
             _print(
-                f"[info] {name}: stopping; flushing Kafka for up to"
-                f" {simulator.flush_timeout_s:g} s"
+                f"[info] {name}: stopping; flushing Kafka for up to {simulator.flush_timeout_s:g} s"
             )
         else:
             _print(f"[info] {name} again: still flushing (at most {simulator.flush_timeout_s:g} s)")
@@ -169,17 +171,26 @@ def run_until_done_or_signalled(simulator) -> str:
 
 
 def kafka_for_simulate(args: argparse.Namespace):
-    """The resource `simulator-job` gets from `kafka_from_env()` (KAFKA_SECURITY_PROTOCOL,
-    KAFKA_SASL_*, KAFKA_SSL_CAFILE, FIN_KAFKA_PARTITIONS, ...), its EnvVars resolved, as
-    outside Dagster nothing would resolve them; the command's flags win over the environment.
-    Raises KafkaSecurityConfigError for settings that cannot work, before anything connects."""
-    from fin_assets.resources.kafka import KafkaProducerResource, kafka_from_env
+    """The settings `simulator-job` gets (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*,
+    KAFKA_SSL_CAFILE, FIN_KAFKA_PARTITIONS, ...) as plain values, as outside Dagster nothing
+    would resolve EnvVars; the command's flags win over the environment. Raises SettingsError
+    for a bad variable and KafkaSecurityConfigError for settings that cannot work together,
+    before anything connects."""
+    from fin_assets.resources.kafka import KafkaProducerResource
 
-    resolved = kafka_from_env().process_config_and_initialize()
-    overrides = {"bootstrap_servers": args.bootstrap_servers, "topic": args.topic}
-    if args.partitions is not None:
-        overrides["partitions"] = args.partitions
-    kafka = KafkaProducerResource(**{**resolved.model_dump(), **overrides})
+    values = settings.kafka()
+    password = values.sasl_password.get_secret_value() if values.sasl_password else None
+    kafka = KafkaProducerResource(
+        bootstrap_servers=args.bootstrap_servers or values.bootstrap_servers,
+        topic=args.topic or values.topic,
+        partitions=args.partitions or values.partitions,
+        replication_factor=values.replication_factor,
+        security_protocol=values.security_protocol,
+        sasl_mechanism=values.sasl_mechanism,
+        sasl_username=values.sasl_username,
+        sasl_password=password,
+        ssl_cafile=values.ssl_cafile,
+    )
     kafka.producer_config()  # checks the security settings (the run's setup does the same)
     return kafka
 
@@ -189,18 +200,18 @@ def run_simulate(args: argparse.Namespace) -> int:
     from fin_assets.resources.settings import PipelineSettings
     from fin_assets.simulator.session import build_simulator
 
-    # Plain values, not EnvVars: outside Dagster nothing would resolve them.
-    settings = PipelineSettings(
-        data_dir=os.environ.get("FIN_DATA_DIR") or config.DEFAULT_DATA_DIR,
-        symbols=os.environ.get("FIN_SYMBOLS") or config.DEFAULT_SYMBOLS,
-    )
     try:
+        common = settings.common()
         kafka = kafka_for_simulate(args)
+    except settings.SettingsError as exc:  # names the variable, never a secret value
+        _print(f"[error] Unusable settings: {exc}")
+        return EXIT_BAD_SETTINGS
     except KafkaSecurityConfigError as exc:  # names the variable at fault, never the password
         _print(f"[error] Unusable Kafka security settings: {exc}")
         return EXIT_BAD_SETTINGS
+    pipeline = PipelineSettings(data_dir=common.data_dir, symbols=",".join(common.symbols))
     simulator = build_simulator(
-        settings=settings,
+        settings=pipeline,
         kafka=kafka,
         run_id=f"cli-{uuid.uuid4()}",
         rate_per_s=args.rate,
@@ -215,7 +226,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     summary = simulator.summary
     print(f"Summary ({ended_by}): {summary.describe()}")
     print(f"Events by type: {summary.by_type}")
-    print(f"Transactions log: {settings.transactions_log_path}")
+    print(f"Transactions log: {pipeline.transactions_log_path}")
     if summary.last_error and not summary.all_delivered:
         print(f"Last Kafka error: {summary.last_error}")
     if summary.unlogged:

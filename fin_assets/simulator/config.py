@@ -2,14 +2,20 @@
 
 # No `from __future__ import annotations`: Dagster reads the Config's annotations at runtime.
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from fin_assets import settings
 from fin_assets.simulator.specs import OP_NAME
+
+_DEFAULTS = {
+    name: field.default
+    for name, field in settings.SimulatorSettings.model_fields.items()
+    if name != "sensor_interval_s"
+}
 
 
 class SimulatorConfig(dg.Config):
@@ -56,81 +62,48 @@ def run_config(
     return {"ops": {OP_NAME: {"config": values}}}
 
 
-class SupervisionConfigError(ValueError):
-    """A FIN_SIMULATOR_* variable that cannot be used; the message names it and its value."""
+# A FIN_SIMULATOR_* variable that cannot be used: the message names it and what it accepts.
+SupervisionConfigError = settings.SettingsError
 
 
 @dataclass(frozen=True)
 class SupervisionSettings:
-    """How the sensor keeps the simulator alive (FIN_SIMULATOR_* variables)."""
+    """How the sensor keeps the simulator alive (FIN_SIMULATOR_* variables, parsed and
+    validated in fin_assets/settings.py; the defaults are there too)."""
 
-    rate_per_s: float = 1.0  # total over all shards
-    shards: int = 1
-    stale_after_s: float = 180.0
+    rate_per_s: float = _DEFAULTS["rate_per_s"]  # total over all shards
+    shards: int = _DEFAULTS["shards"]
+    stale_after_s: float = _DEFAULTS["stale_after_s"]
     # A run still STARTING (its worker process importing Dagster and the code) is given at
     # least this long: on a busy machine that alone can take tens of seconds.
-    start_grace_s: float = 60.0
+    start_grace_s: float = _DEFAULTS["start_grace_s"]
     # How often a run stamps its heartbeat tag; keep it well below stale_after_s.
-    heartbeat_s: float = 10.0
-    backoff_base_s: float = 15.0
-    backoff_cap_s: float = 600.0
+    heartbeat_s: float = _DEFAULTS["heartbeat_s"]
+    backoff_base_s: float = _DEFAULTS["backoff_base_s"]
+    backoff_cap_s: float = _DEFAULTS["backoff_cap_s"]
     # A run that lived at least this long before failing was healthy: its failure restarts the
     # backoff from zero instead of growing it.
-    healthy_run_s: float = 60.0
+    healthy_run_s: float = _DEFAULTS["healthy_run_s"]
     # Optional rotation (0 = never, the default): each run stops after this long. Rotation
     # leaves a gap between one run's end and the next one's start; see docs/simulator.md.
-    run_lifetime_s: float = 0.0
+    run_lifetime_s: float = _DEFAULTS["run_lifetime_s"]
 
     @property
     def rate_per_shard(self) -> float:
         return self.rate_per_s / self.shards
 
 
-_ENV = {
-    "rate_per_s": "FIN_SIMULATOR_RATE",
-    "shards": "FIN_SIMULATOR_SHARDS",
-    "stale_after_s": "FIN_SIMULATOR_STALE_AFTER_S",
-    "heartbeat_s": "FIN_SIMULATOR_HEARTBEAT_S",
-    "start_grace_s": "FIN_SIMULATOR_START_GRACE_S",
-    "backoff_base_s": "FIN_SIMULATOR_BACKOFF_BASE_S",
-    "backoff_cap_s": "FIN_SIMULATOR_BACKOFF_CAP_S",
-    "healthy_run_s": "FIN_SIMULATOR_HEALTHY_RUN_S",
-    "run_lifetime_s": "FIN_SIMULATOR_RUN_LIFETIME_S",
-}
-_POSITIVE = {"rate_per_s", "shards", "stale_after_s", "heartbeat_s"}
-
-
 def supervision_settings(environ: dict[str, str] | None = None) -> SupervisionSettings:
     """The settings from `environ` (default os.environ); unset or empty means the default.
 
-    Raises SupervisionConfigError naming the variable for a value that is not a number, is
-    negative, or is zero where zero makes no sense (rate, shards, stale limit).
+    Raises SupervisionConfigError (fin_assets.settings.SettingsError) naming each variable that
+    is not a finite ASCII number in its range (FIN_SIMULATOR_SENSOR_INTERVAL_S included, so
+    the sensor's ticks name it although the decorator fell back to the default).
     """
-    environ = os.environ if environ is None else environ
-    defaults = SupervisionSettings()
-    values: dict[str, Any] = {}
-    for field_name, variable in _ENV.items():
-        raw = (environ.get(variable) or "").strip()
-        if not raw:
-            continue
-        default = getattr(defaults, field_name)
-        try:
-            value = type(default)(raw)
-        except ValueError:
-            kind = "an integer" if isinstance(default, int) else "a number"
-            raise SupervisionConfigError(f"{variable}={raw!r} is not {kind}") from None
-        if value < 0 or (value == 0 and field_name in _POSITIVE):
-            bound = "> 0" if field_name in _POSITIVE else ">= 0"
-            raise SupervisionConfigError(f"{variable}={raw!r} must be {bound}")
-        values[field_name] = value
-    return SupervisionSettings(**values)
+    values = settings.simulator(environ).model_dump()
+    return SupervisionSettings(**{name: values[name] for name in _DEFAULTS})
 
 
-def sensor_interval_s(environ: dict[str, str] | None = None) -> int:
-    """FIN_SIMULATOR_SENSOR_INTERVAL_S (default 15): how often the sensor ticks, at least 1 s."""
-    environ = os.environ if environ is None else environ
-    raw = (environ.get("FIN_SIMULATOR_SENSOR_INTERVAL_S") or "").strip()
-    try:
-        return max(1, int(float(raw))) if raw else 15
-    except ValueError:
-        return 15
+def sensor_interval_s() -> int:
+    """FIN_SIMULATOR_SENSOR_INTERVAL_S (default 15) for the sensor's decorator; never raises."""
+    return settings.sensor_interval_s()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import DagsterRunStatus, DefaultRunLauncher, RunsFilter
 
+from fin_assets import settings as settings_module
 from fin_assets.resources.settings import PipelineSettings
 from fin_assets.simulator.backoff import EndedRun, backoff
 from fin_assets.simulator.config import (
@@ -211,6 +212,24 @@ def next_run_requests(
     return dg.SkipReason("; ".join(waiting) or "nothing to do")
 
 
+def tick_settings() -> SupervisionSettings:
+    """FIN_SIMULATOR_* read at each tick, and the Kafka settings checked (a run launched with
+    bad ones would only fail); every bad variable is named in one SupervisionConfigError."""
+    problems: list[str] = []
+    supervision = None
+    try:
+        supervision = supervision_settings()
+    except SupervisionConfigError as exc:
+        problems.append(str(exc))
+    try:
+        settings_module.kafka()
+    except SupervisionConfigError as exc:
+        problems.append(str(exc))
+    if problems or supervision is None:
+        raise SupervisionConfigError("; ".join(problems))
+    return supervision
+
+
 @dg.sensor(
     name=SENSOR_NAME,
     job=transaction_simulator_job,
@@ -230,11 +249,10 @@ def next_run_requests(
 )
 def transaction_simulator_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
     try:
-        supervision = supervision_settings()
         return next_run_requests(
             context.instance,
             now=time.time(),
-            settings=supervision,
+            settings=tick_settings(),
             symbols=settings.symbol_list,
             log=context.log.info,
         )
