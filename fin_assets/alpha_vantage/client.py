@@ -1,5 +1,8 @@
 """HTTP client for TIME_SERIES_DAILY: deadlines, size limits, redirects, retries, pacing, redaction.
 
+The deadline watchdog, the body cap, the redirect rules and the redaction are the product's one
+outbound-HTTP policy (fin_assets/outbound_http.py); this module applies them to the API.
+
 - `fetch_daily` returns a `DailySeries` or raises `AlphaVantageError`, nothing else: any other
   exception while handling one symbol (a library error, a bug) becomes the named cause
   `client_error` for that symbol alone, so one hostile answer never stops the step.
@@ -18,34 +21,51 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email.utils
 import random
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from fin_assets import rate_limit
+from fin_assets import outbound_http, rate_limit
 from fin_assets.alpha_vantage import responses
 from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause, redact, shorten
+from fin_assets.outbound_http import (
+    DeadlineAdapter,
+    PolicyViolation,
+    RequestWatch,
+    deadline,
+    excerpt,
+    read_capped,
+    resolve_location,
+    shown_origin,
+    watched_session,
+)
 from fin_assets.rate_limit import RequestPacer, SharedPacer
 from fin_assets.symbols import InvalidSymbolError, validate_symbol
 
-__all__ = ["AlphaVantageClient", "Attempt", "DailySeries", "PROCESS_PACER", "RequestPacer"]
+__all__ = [
+    "AlphaVantageClient",
+    "Attempt",
+    "DailySeries",
+    "DeadlineAdapter",
+    "PROCESS_PACER",
+    "RequestPacer",
+]
 
 PROCESS_PACER = RequestPacer()
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_PORTS = {"http": 80, "https": 443}
-_READ_CHUNK = 64 * 1024
+REDIRECT_STATUSES = outbound_http.REDIRECT_STATUSES
+_READ_CHUNK = outbound_http.READ_CHUNK
+# Failures the shared policy names, as this client's causes.
+_POLICY_CAUSES = {
+    "deadline": FailureCause.TIMEOUT,
+    "too_large": FailureCause.RESPONSE_TOO_LARGE,
+    "bad_redirect": FailureCause.BAD_REDIRECT,
+    "redirect_refused": FailureCause.REDIRECT_REFUSED,
+}
 
 
 @dataclass(frozen=True)
@@ -79,91 +99,6 @@ class _Failure:
     retry_after: float | None = None  # seconds the server asked us to wait
 
 
-# --- the overall deadline -------------------------------------------------------------------
-
-
-class _AttemptWatch:
-    """The socket of the running attempt, and a flag set when its deadline passed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self.expired = False
-
-    def attach(self, sock: socket.socket | None) -> None:
-        with self._lock:
-            self._sock = sock
-            expired = self.expired
-        if expired:
-            self._shut(sock)
-
-    def expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sock = self._sock
-        self._shut(sock)
-
-    @staticmethod
-    def _shut(sock: socket.socket | None) -> None:
-        # shutdown (not close) wakes a recv blocked in another thread; the pool closes it.
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed by the other side
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-_current = threading.local()  # .watch: the _AttemptWatch of this thread's running attempt
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        watch = getattr(_current, "watch", None)
-        if watch is not None:
-            watch.attach(self.sock)
-        return super().getresponse(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        watch = getattr(_current, "watch", None)
-        if watch is not None:
-            watch.attach(self.sock)
-        return super().getresponse(*args, **kwargs)
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """requests' adapter whose connections report their socket to the attempt's watchdog."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-
-    def proxy_manager_for(self, proxy, **proxy_kwargs):  # type: ignore[no-untyped-def]
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        # HTTP(S) proxies (HTTPS_PROXY...) use urllib3's pools too; SOCKS brings its own.
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-        return manager
-
-
-def _watched_session(session: requests.Session | None) -> requests.Session:
-    session = session or requests.Session()
-    for prefix in ("http://", "https://"):
-        if not isinstance(session.adapters.get(prefix), DeadlineAdapter):
-            session.mount(prefix, DeadlineAdapter())
-    return session
-
-
 # --- helpers (pure) -------------------------------------------------------------------------
 
 
@@ -183,28 +118,9 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
-
-
 def same_origin(configured: str, target: str) -> bool:
     """Whether `target` may receive the key: the configured origin, or its https upgrade."""
-    scheme, host, port = _origin(configured)
-    target_scheme, target_host, target_port = _origin(target)
-    if target_host != host:
-        return False
-    if (target_scheme, target_port) == (scheme, port):
-        return True
-    return (scheme, port, target_scheme, target_port) == ("http", 80, "https", 443)
-
-
-def _shown_origin(url: str) -> str:
-    """scheme://host[:port] of a URL, without user info, path or query (they may hold the key)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
+    return outbound_http.same_origin(configured, target, allow_https_upgrade=True)
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -280,7 +196,7 @@ class AlphaVantageClient:
             self._pacer.wait(self.min_interval_seconds)
             return self._attempt(symbol)
         except Exception as exc:  # noqa: BLE001 - one symbol's failure, never the step's
-            text = shorten(redact(str(exc), self.api_key), 160)
+            text = excerpt(str(exc), self.api_key, 160)
             failure = _Failure(FailureCause.CLIENT_ERROR, f"{type(exc).__name__}: {text}")
         return failure
 
@@ -292,7 +208,7 @@ class AlphaVantageClient:
 
     def _attempt(self, symbol: str) -> DailySeries | _Failure:
         if self._session is None:
-            self._session = _watched_session(self.session)
+            self._session = watched_session(self.session)
         params = {
             "function": "TIME_SERIES_DAILY",
             "symbol": symbol,
@@ -300,12 +216,7 @@ class AlphaVantageClient:
             "datatype": self.datatype,
             "apikey": self.api_key,
         }
-        watch = _AttemptWatch()
-        timer = threading.Timer(self.deadline_seconds, watch.expire)
-        timer.daemon = True
-        _current.watch = watch
-        timer.start()
-        try:
+        with deadline(self.deadline_seconds) as watch:
             request = requests.Request("GET", self.base_url, params=params)
             for _hop in range(self.max_redirects + 1):
                 prepared = self._session.prepare_request(request)
@@ -316,12 +227,9 @@ class AlphaVantageClient:
             return _Failure(
                 FailureCause.REDIRECT_REFUSED, f"more than {self.max_redirects} redirects"
             )
-        finally:
-            timer.cancel()
-            _current.watch = None
 
     def _exchange(
-        self, prepared: requests.PreparedRequest, symbol: str, watch: _AttemptWatch
+        self, prepared: requests.PreparedRequest, symbol: str, watch: RequestWatch
     ) -> DailySeries | _Failure | str:
         """One request: the result, a failure, or the same-origin URL to follow."""
         assert self._session is not None and prepared.url is not None
@@ -368,7 +276,7 @@ class AlphaVantageClient:
         finally:
             response.close()
 
-    def _transport_failure(self, exc: requests.RequestException, watch: _AttemptWatch) -> _Failure:
+    def _transport_failure(self, exc: requests.RequestException, watch: RequestWatch) -> _Failure:
         if watch.expired:
             return self._deadline_failure()
         if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
@@ -383,71 +291,46 @@ class AlphaVantageClient:
         return _Failure(FailureCause.CONNECTION_FAILED, f"{self._host}: {type(exc).__name__}")
 
     def _deadline_failure(self, received: int | None = None) -> _Failure:
-        detail = f"{self._host} did not complete the answer within {self.deadline_seconds:g} s"
-        if received is not None:
-            detail += f" ({received} bytes received)"
-        return _Failure(FailureCause.TIMEOUT, detail)
+        return self._policy_failure(
+            outbound_http.deadline_passed(self._host, self.deadline_seconds, received)
+        )
+
+    def _policy_failure(self, violation: PolicyViolation) -> _Failure:
+        return _Failure(_POLICY_CAUSES[violation.cause], redact(violation.detail, self.api_key))
 
     def _redirect(self, current_url: str, response: requests.Response) -> str | _Failure:
-        status = response.status_code
-        raw = response.headers.get("Location")
-        if raw is None:
-            return _Failure(FailureCause.BAD_REDIRECT, f"HTTP {status} without a Location")
+        """The same-origin URL to follow, or the failure naming why not."""
         try:
-            # http.client decodes header bytes as Latin-1; URLs in Location are UTF-8.
-            location = raw.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            return _Failure(
-                FailureCause.BAD_REDIRECT, f"HTTP {status} with a Location that is not UTF-8"
+            target = resolve_location(
+                current_url, response.headers.get("Location"), response.status_code
             )
-        try:
-            target = urljoin(current_url, location.strip())
-            _origin(target)  # raises ValueError for a bad port or IPv6 literal
-            if any(ch in target for ch in "\r\n\x00") or not urlsplit(target).hostname:
-                raise ValueError("control characters or no host")
-        except ValueError as exc:
-            reason = shorten(redact(str(exc), self.api_key), 80)
-            return _Failure(
-                FailureCause.BAD_REDIRECT, f"HTTP {status} with an unusable Location ({reason})"
-            )
-        if not same_origin(self.base_url, target):
-            return _Failure(
-                FailureCause.REDIRECT_REFUSED,
-                f"HTTP {status} from {self._host} to {redact(_shown_origin(target), self.api_key)}",
-            )
+            if not same_origin(self.base_url, target):
+                raise outbound_http.refuse_redirect(response.status_code, self.base_url, target)
+        except PolicyViolation as violation:
+            return self._policy_failure(violation)
         return target
 
-    def _read_body(self, response: requests.Response, watch: _AttemptWatch) -> bytes | _Failure:
-        chunks: list[bytes] = []
-        size = 0
+    def _read_body(self, response: requests.Response, watch: RequestWatch) -> bytes | _Failure:
         failure: _Failure | None = None
         try:
             # urllib3 >= 2.6 bounds each decompressed chunk by the read size, so memory stays
             # near the limit even for a gzip bomb.
-            for chunk in response.iter_content(chunk_size=_READ_CHUNK):
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    return _Failure(
-                        FailureCause.RESPONSE_TOO_LARGE,
-                        f"more than {self.max_body_bytes} bytes (decompressed) from {self._host}",
-                    )
-                if watch.expired:
-                    return self._deadline_failure(size)
-                chunks.append(chunk)
+            chunks = response.iter_content(chunk_size=_READ_CHUNK)
+            return read_capped(
+                chunks, self.max_body_bytes, self._host, watch, self.deadline_seconds
+            )
+        except PolicyViolation as violation:
+            failure = self._policy_failure(violation)
         except requests.RequestException as exc:
             if watch.expired:
-                return self._deadline_failure(size)
-            if isinstance(exc, requests.exceptions.ContentDecodingError):
+                failure = self._deadline_failure()
+            elif isinstance(exc, requests.exceptions.ContentDecodingError):
                 failure = _Failure(
                     FailureCause.NOT_JSON, f"{self._host} sent a body that does not decompress"
                 )
             else:
                 failure = self._transport_failure(exc, watch)
-        if failure:
-            return failure
-        if watch.expired:
-            return self._deadline_failure(size)
-        return b"".join(chunks)
+        return failure
 
     def _interpret(self, body: bytes, symbol: str) -> DailySeries | _Failure:
         is_csv = self.datatype == "csv" and not body.lstrip().startswith(b"{")
@@ -460,17 +343,19 @@ class AlphaVantageClient:
                 payload = responses.parse_json(body)
                 text = body.decode("utf-8")  # orjson accepted it, so it is UTF-8
         except ValueError as exc:  # includes UnicodeDecodeError
-            start = body[:80].decode("utf-8", errors="replace")
-            reason = shorten(redact(str(exc), self.api_key), 120)
+            # Redacted BEFORE it is cut (issue 16): an SSO page echoing the request URL once
+            # left 15 of the key's 16 characters in an 80-character excerpt.
+            start = body[: 64 * 1024].decode("utf-8", errors="replace")
+            reason = excerpt(str(exc), self.api_key, 120)
             failure = _Failure(
                 FailureCause.MALFORMED_DATA if is_csv else FailureCause.NOT_JSON,
-                f"{reason}; starts with {shorten(redact(start, self.api_key), 80)!r}",
+                f"{reason}; starts with {excerpt(start, self.api_key, 80)!r}",
             )
         if failure:
             return failure
         verdict = responses.classify(payload, symbol)
         if verdict.cause is not None:
-            return _Failure(verdict.cause, shorten(redact(verdict.provider_text, self.api_key)))
+            return _Failure(verdict.cause, excerpt(verdict.provider_text, self.api_key))
         # Data bodies do not echo the key; redact anyway so nothing stored can ever hold it.
         return DailySeries(
             symbol=symbol,
@@ -483,7 +368,7 @@ class AlphaVantageClient:
 
     @property
     def _host(self) -> str:
-        return _shown_origin(self.base_url).split("://", 1)[-1] or "the API"
+        return shown_origin(self.base_url).split("://", 1)[-1] or "the API"
 
     @staticmethod
     def _connection_reason(exc: requests.RequestException) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-import json
-import re
-from urllib.parse import quote, quote_plus
+
+from fin_assets.outbound_http import redact, secret_forms, shorten
 
 
 class FailureCause(enum.Enum):
@@ -79,39 +78,5 @@ class AlphaVantageError(Exception):
         super().__init__(text)
 
 
-_APIKEY_PARAM = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
-_ECHOED_KEY = re.compile(r"(API key as )\S+?(?=[\s,.;]|$)", re.IGNORECASE)
-
-
-def secret_forms(secret: str) -> list[str]:
-    """The key as it may appear in text: literal, JSON-escaped (ASCII and not), URL-encoded.
-
-    A key with `"`, `\\` or non-ASCII characters looks different inside a JSON body or a URL,
-    and a literal-only replacement would miss it there. Longest first, so no form leaves a
-    fragment of another behind.
-    """
-    forms = {
-        secret,
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        quote(secret, safe=""),
-        quote_plus(secret, safe=""),
-        quote(secret, safe="/:@!$'()*,;="),  # what requests leaves unescaped in a query
-    }
-    return sorted((form for form in forms if form), key=len, reverse=True)
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove the API key from any text: each of its forms (`secret_forms`), `apikey=` query
-    parameters and the daily-quota notice's "detected your API key as <KEY>" echo."""
-    if secret:
-        for form in secret_forms(secret):
-            # Case-blind: %-escapes and \u-escapes come back in either case.
-            text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
-    text = _APIKEY_PARAM.sub(r"\1***", text)
-    return _ECHOED_KEY.sub(r"\1***", text)
-
-
-def shorten(text: str, limit: int = 240) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# The redaction lives with the rest of the outbound-HTTP policy; these names stay for callers.
+__all__ = ["AlphaVantageError", "FailureCause", "redact", "secret_forms", "shorten"]

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 
+from fin_assets.outbound_http import shorten
 from fin_assets.resources.elasticsearch import (
     ElasticsearchAuthError,
     ElasticsearchError,
@@ -15,6 +16,8 @@ from fin_assets.resources.elasticsearch import (
     NotElasticsearch,
 )
 from fin_assets.search.observation import OBSERVED_INDICES, parse_cursor, read_state
+
+MAX_SKIP_CHARS = 1000
 
 
 @dg.sensor(
@@ -66,7 +69,13 @@ def elasticsearch_observation_sensor(
 
 
 def skip_message(exc: ElasticsearchError) -> str:
-    """The cause first, then the client's text (which names URL and user, never a password)."""
+    """The cause first, then the client's text (which names URL and user, never a password,
+    already redacted and bounded by the outbound-HTTP policy); bounded again here because tick
+    history keeps every skip message."""
+    return shorten(_skip_text(exc), MAX_SKIP_CHARS)
+
+
+def _skip_text(exc: ElasticsearchError) -> str:
     if isinstance(exc, ElasticsearchUnavailable):
         return str(exc)
     if isinstance(exc, ElasticsearchAuthError):
