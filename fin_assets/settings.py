@@ -1,10 +1,11 @@
 """Every environment variable the product reads, parsed and validated here and nowhere else.
 
 One `pydantic-settings` model per concern, so a bad value in one flow's settings never stops
-another flow from loading: `common()` (data folder, symbols, source links), `alpha_vantage()`
-(batch API), `alerts()` (batch failure webhook), `kafka()` and `simulator()` (the
-near-real-time flow), `elasticsearch()` (the search flow). Each call reads the environment
-again, so callers read at definitions build, resource init or sensor tick, never at import.
+another flow from loading: `common()` (data folder, symbols), `source_links()` ("View
+source"), `alpha_vantage()` (batch API), `alerts()` (batch failure webhook), `kafka()` and
+`simulator()` (the near-real-time flow), `elasticsearch()` (the search flow). Each call reads
+the environment again, so callers read at definitions build, resource init or sensor tick,
+never at import.
 
 A value that cannot be used raises `SettingsError`, one message per variable, in one style:
 `FIN_SIMULATOR_RATE='nan' is refused: expected a finite number from 0.001 to 1000000 (events
@@ -48,6 +49,8 @@ MAX_RATE_PER_S = 1_000_000.0  # above it no Python producer keeps up (docs/bench
 MAX_SECONDS = 365 * 24 * 3600.0
 # Shortest non-zero duration: below 10 ms nothing here (run tags, sensor ticks) can act on it.
 MIN_SECONDS = 0.01
+
+SHOWN_CHARACTERS = 80  # of a refused value, in its error
 
 # Values never repeated in an error: they are, or may hold, credentials.
 SECRET_VARIABLES = frozenset(
@@ -125,7 +128,7 @@ def _settings_error(
         shown = (
             " (value not shown: it may hold a credential)"
             if variable in SECRET_VARIABLES
-            else f"={environ.get(variable, '')!r}"
+            else f"={_shown(environ.get(variable, ''))}"
         )
         # Our own validators' reasons are worth repeating; pydantic's internals are not.
         reason = ""
@@ -133,6 +136,13 @@ def _settings_error(
             reason = f" ({str(problem['ctx']['error'])})"
         lines.append(f"{variable}{shown} is refused{reason}: expected {accepts}")
     return SettingsError("; ".join(lines), tuple(variables))
+
+
+def _shown(raw: str) -> str:
+    """The value as typed, bounded: a 5 MB variable must not become a 5 MB message."""
+    if len(raw) <= SHOWN_CHARACTERS:
+        return repr(raw)
+    return f"{raw[:SHOWN_CHARACTERS]!r}... ({len(raw)} characters)"
 
 
 # --- value types -------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def test_a_bad_value_is_refused_naming_the_variable_and_the_range(variable, valu
     if variable in settings.SECRET_VARIABLES:
         assert value not in message  # such values may hold a token
     else:
-        assert repr(value) in message
+        assert repr(value[: settings.SHOWN_CHARACTERS]) in message
+    assert len(message) < 1000
     assert "pydantic" not in message and "validation error" not in message
 
 
@@ -392,3 +393,28 @@ def test_pipeline_settings_resource_takes_the_validated_values(monkeypatch, tmp_
     monkeypatch.setenv("FIN_SYMBOLS", "TSLA,../x")
     with pytest.raises(settings.SettingsError, match=r"FIN_SYMBOLS='TSLA,\.\./x' is refused"):
         settings_from_env()
+
+
+def test_a_bad_webhook_url_fails_the_alert_tick_naming_it_not_its_token(
+    batch, stand_in, monkeypatch
+):
+    from dagster._core.events import DagsterEventType
+
+    from fin_assets.batch.alerts import build_failure_sensor
+
+    stand_in.queue("IBM", "daily_quota")
+    result = batch.run()
+    assert not result.success
+    (failure,) = batch.instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    monkeypatch.setenv("FIN_ALERT_WEBHOOK_URL", "hooks.example.com/services/T0KEN-42")
+    sensor = build_failure_sensor()
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=failure.dagster_event,
+        dagster_instance=batch.instance,
+        dagster_run=batch.instance.get_run_by_id(result.run_id),
+    ).for_run_failure()
+    with pytest.raises(settings.SettingsError) as refused:
+        sensor(context)
+    assert str(refused.value).startswith("FIN_ALERT_WEBHOOK_URL (value not shown")
+    assert "T0KEN-42" not in str(refused.value)
