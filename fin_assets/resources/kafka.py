@@ -3,6 +3,12 @@
 Nothing connects at import or definition time: `create_producer()` and `ensure_topic()` are
 called when a run starts (kafka-python connects inside its constructors and blocks until a
 broker answers, raising after `bootstrap_timeout_ms`).
+
+The topic is a stream: every event must stay until the consumers (Logstash) have read it.
+`ensure_topic()` creates it with `TOPIC_CONFIG` (delete by age, never compact) and refuses an
+existing topic whose configuration would delete the stream (`topic_config_problems`): a
+compacted topic keeps only the newest event per key (symbol), a tiny retention drops events
+before a consumer that was down for a while could read them.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ from typing import Any
 
 import dagster as dg
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import Field
 
 from fin_assets import config, settings
@@ -23,6 +29,45 @@ from fin_assets.resources.kafka_security import (
     named_bootstrap_failures,
 )
 from fin_assets.resources.settings import env_var_or, secret_env_var, unusable_resource
+from fin_assets.simulator.delivery import ConnectRefused
+
+# What the project creates the topic with; an existing topic is checked against the same rules.
+TOPIC_CONFIG = {"cleanup.policy": "delete"}
+# A day: a consumer down overnight loses nothing (the deployed topic keeps a week).
+MIN_RETENTION_MS = 24 * 60 * 60 * 1000
+# Per partition: at the default 1 event/s a day of events is about 10 MB per partition.
+MIN_RETENTION_BYTES = 16 * 1024 * 1024
+CHECKED_CONFIGS = ("cleanup.policy", "retention.ms", "retention.bytes")
+
+
+class TopicConfigurationError(ConnectRefused):
+    """The topic exists with a configuration that would delete the stream; retrying cannot
+    help, so the simulator stops instead of producing into it."""
+
+
+def topic_config_problems(topic: str, configs: dict[str, str | None]) -> list[str]:
+    """What in `configs` (the topic's effective settings) would delete events before they are
+    read; empty when the topic is fit for the stream."""
+    problems = []
+    policy = configs.get("cleanup.policy") or "delete"
+    if "compact" in {part.strip() for part in policy.split(",")}:
+        problems.append(
+            f"cleanup.policy={policy}: compaction keeps only the newest event per key (symbol) "
+            "and deletes the others"
+        )
+    for name, floor, unit in (
+        ("retention.ms", MIN_RETENTION_MS, "ms (a day)"),
+        ("retention.bytes", MIN_RETENTION_BYTES, "bytes per partition (16 MiB)"),
+    ):
+        value = configs.get(name)
+        try:
+            number = int(value) if value is not None else -1
+        except ValueError:
+            problems.append(f"{name}={value!r} is not a number")
+            continue
+        if number != -1 and number < floor:  # -1: unlimited
+            problems.append(f"{name}={number}: events would be deleted below {floor} {unit}")
+    return [f"topic {topic}: {problem}" for problem in problems]
 
 
 class KafkaProducerResource(dg.ConfigurableResource):
@@ -114,21 +159,55 @@ class KafkaProducerResource(dg.ConfigurableResource):
         self._connection_config()
 
     def ensure_topic(self) -> bool:
-        """Creates the topic when missing; True when this call created it."""
+        """Creates the topic when missing (with `TOPIC_CONFIG`); True when this call created it.
+        An existing topic that would delete the stream raises `TopicConfigurationError`."""
         with self._named_bootstrap_failures():
             admin = KafkaAdminClient(**self._connection_config())
         try:
             if self.topic in admin.list_topics():
+                self._check_topic_config(admin)
                 return False
             try:
                 admin.create_topics(
-                    [NewTopic(self.topic, self.partitions, self.replication_factor)]
+                    [
+                        NewTopic(
+                            self.topic,
+                            self.partitions,
+                            self.replication_factor,
+                            topic_configs=TOPIC_CONFIG,
+                        )
+                    ]
                 )
             except TopicAlreadyExistsError:  # created concurrently by another run
+                self._check_topic_config(admin)
                 return False
             return True
         finally:
             admin.close()
+
+    def _check_topic_config(self, admin: KafkaAdminClient) -> None:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, self.topic, configs=dict.fromkeys(CHECKED_CONFIGS)
+        )
+        try:
+            # "all": the effective values, broker defaults included (a tiny broker-wide
+            # retention deletes the stream as surely as a topic override).
+            answer = admin.describe_configs([resource], config_filter="all")
+            entries = next(iter(answer.values()))[self.topic]
+        except (KafkaError, StopIteration, KeyError) as error:
+            raise TopicConfigurationError(
+                f"topic {self.topic}: its configuration cannot be read ({error}); the simulator "
+                "does not produce into a topic it cannot check (grant DescribeConfigs on it)"
+            ) from None
+        configs = {name: (entry or {}).get("value") for name, entry in entries.items()}
+        problems = topic_config_problems(self.topic, configs)
+        if problems:
+            raise TopicConfigurationError(
+                "; ".join(problems)
+                + ". Refusing to produce: the events would be lost. Use another topic "
+                "(FIN_KAFKA_TOPIC) or set cleanup.policy=delete and a retention of at least a "
+                "day on this one"
+            )
 
     def create_producer(self) -> KafkaProducer:
         return KafkaProducer(**self.producer_config())

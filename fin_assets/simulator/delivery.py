@@ -17,6 +17,9 @@ as much as building the event.
 When a send blocks because the topic has no metadata (deleted while the run was producing),
 the producer's `ensure_topic()` (when it has one: `KafkaProducerResource.connect()` returns
 such a producer) runs in the background and re-creates the topic.
+
+`connect()` raising `ConnectRefused` (a topic configured to delete the stream) is not retried:
+the delivery records it in `refused` and the simulator stops.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def _log_nothing(level: str, message: str) -> None:
     pass
 
 
+class ConnectRefused(Exception):
+    """`connect()` can never succeed as things are configured: stop trying, say why."""
+
+
 class EventDelivery:
     """Sends `(key, value)` records to one topic through a producer made by `connect()`.
 
@@ -115,6 +122,8 @@ class EventDelivery:
         self.topics_recreated = 0
         self.counts = DeliveryCounts()
         self.last_error: str | None = None
+        # Why connecting was given up for good (ConnectRefused), else None.
+        self.refused: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -136,6 +145,10 @@ class EventDelivery:
         while not self._stop.is_set():
             try:
                 producer = self._connect()
+            except ConnectRefused as exc:  # retrying cannot help: stop, and say why once
+                self.last_error = self.refused = str(exc)
+                self.log("error", f"Not producing to Kafka: {exc}")
+                return
             except Exception as exc:  # any failure to reach the cluster: retry, never crash
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self._retry_delays_s[min(attempt, len(self._retry_delays_s) - 1)]

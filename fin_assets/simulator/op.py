@@ -150,6 +150,11 @@ def simulate_transactions(
             ),
             metadata=summary_metadata(summary, kafka),
         )
+    if summary.refused:
+        raise dg.Failure(
+            description=f"Stopped producing, Kafka refused: {summary.refused}",
+            metadata=summary_metadata(summary, kafka),
+        )
     if summary.generated and not summary.acknowledged:
         raise dg.Failure(
             description=f"Kafka took none of {summary.generated} events: {summary.last_error}",

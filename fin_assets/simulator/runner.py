@@ -59,6 +59,8 @@ class SimulationSummary:
     unlogged: int = 0
     log_error: str | None = None
     topics_recreated: int = 0
+    # Kafka refused for good (e.g. a compacted topic): the run stopped producing at once.
+    refused: str | None = None
 
     @property
     def generated_per_s(self) -> float:
@@ -101,6 +103,8 @@ class SimulationSummary:
             text += f"; {self.unlogged} events not written to the transactions log"
         if self.topics_recreated:
             text += f"; topic re-created {self.topics_recreated}x"
+        if self.refused:
+            text += f"; STOPPED, Kafka refused: {self.refused}"
         return text
 
 
@@ -207,6 +211,7 @@ class Simulator:
             unlogged=self._unlogged,
             log_error=self._log_error,
             topics_recreated=getattr(self.delivery, "topics_recreated", 0),
+            refused=getattr(self.delivery, "refused", None),
         )
 
     def run(self) -> SimulationSummary:
@@ -217,10 +222,13 @@ class Simulator:
         next_progress = self._started + self.progress_interval_s
         self.delivery.start()
         stop, pacer, limit = self.stop, self.pacer, self.batch_limit
+        delivery = self.delivery
         try:
             # One stop check per batch: at full speed microseconds before its first event
             # (a FencedStop check costs clock reads), after the wait otherwise.
             while not stop.is_set():
+                if getattr(delivery, "refused", None):  # a compacted topic...: events would be lost
+                    break
                 count, wait = pacer.take_due(limit)
                 if count:
                     if deadline is not None and time.monotonic() >= deadline:
@@ -234,6 +242,8 @@ class Simulator:
                 # Wait in short steps: stay responsive to stop, progress and a late connection.
                 remaining = wait
                 while remaining > 0 and not stop.is_set():
+                    if getattr(delivery, "refused", None):
+                        break
                     stop.wait(min(remaining, MAX_IDLE_S))
                     self.delivery.pump()
                     next_progress = self._maybe_report(next_progress)
