@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from fin_assets import config, instance
+from fin_assets.resources.kafka import topic_config_problems
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -109,6 +110,12 @@ def kafka_problems(manifests: dict, values: dict, pipeline_text: str) -> list[st
         problems.append(f"KafkaTopic: replicas {spec['replicas']}, must be 3")
     if spec.get("config", {}).get("min.insync.replicas", 2) != 2:
         problems.append("KafkaTopic: min.insync.replicas must be 2")
+    # The simulator refuses a topic that would delete the stream (resources/kafka.py).
+    topic_config = {name: str(value) for name, value in spec.get("config", {}).items()}
+    problems.extend(
+        f"KafkaTopic: {problem}"
+        for problem in topic_config_problems(config.DEFAULT_KAFKA_TOPIC, topic_config)
+    )
     shards = int(env["FIN_SIMULATOR_SHARDS"])
     if spec["partitions"] < shards:
         problems.append(f"KafkaTopic: {spec['partitions']} partitions < {shards} simulator shards")
@@ -136,6 +143,14 @@ def kafka_problems(manifests: dict, values: dict, pipeline_text: str) -> list[st
         ]
         if not writes:
             problems.append("KafkaUser: the simulator's user cannot write the topic")
+        described = [
+            acl
+            for acl in producer["spec"]["authorization"]["acls"]
+            if acl["resource"].get("name") == config.DEFAULT_KAFKA_TOPIC
+            and "DescribeConfigs" in acl["operations"]
+        ]
+        if not described:  # the simulator checks the topic's configuration before producing
+            problems.append("KafkaUser: the simulator's user cannot DescribeConfigs the topic")
     security = (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"])
     if security != ("SASL_SSL", "SCRAM-SHA-512"):
         problems.append("Helm values: Kafka security must be SASL_SSL / SCRAM-SHA-512")
@@ -453,6 +468,26 @@ BREAKS: dict[str, tuple[Callable, str]] = {
             {"min.insync.replicas": 1}
         ),
         "min.insync.replicas must be 2",
+    ),
+    "compacted topic": (
+        lambda m, v, p: _kind(m, "KafkaTopic")["spec"]["config"].update(
+            {"cleanup.policy": "compact"}
+        ),
+        "topic transacciones_financieras: cleanup.policy=compact",
+    ),
+    "topic retention of a minute": (
+        lambda m, v, p: _kind(m, "KafkaTopic")["spec"]["config"].update({"retention.ms": 60000}),
+        "topic transacciones_financieras: retention.ms=60000",
+    ),
+    "simulator without DescribeConfigs": (
+        lambda m, v, p: [
+            acl["operations"].remove("DescribeConfigs")
+            for user in m["KafkaUser"]
+            if user["metadata"]["name"] == "fin-assets-simulator"
+            for acl in user["spec"]["authorization"]["acls"]
+            if "DescribeConfigs" in acl["operations"]
+        ],
+        "cannot DescribeConfigs the topic",
     ),
     "topic renamed": (
         lambda m, v, p: _kind(m, "KafkaTopic")["spec"].update(topicName="transacciones"),
