@@ -5,9 +5,11 @@ another origin, and raw answers (any bytes, any header) for shapes a client must
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -114,6 +116,19 @@ def huge(total_bytes: int) -> Behaviour:
             left -= len(part)
 
     return send
+
+
+@functools.cache
+def _gzip_of_spaces(decompressed_bytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    block = b" " * (1024 * 1024)
+    parts = [packer.compress(block) for _ in range(decompressed_bytes // len(block))]
+    return b"".join(parts) + packer.flush()
+
+
+def gzip_bomb(decompressed_bytes: int) -> Behaviour:
+    """A small gzip answer that unpacks to `decompressed_bytes` of JSON-looking text."""
+    return answer("200 OK", _gzip_of_spaces(decompressed_bytes), extra="Content-Encoding: gzip\r\n")
 
 
 # Where a text is commonly cut (80, 200, 240...): each echo straddles one of them.

@@ -28,6 +28,7 @@ from fin_assets.search.sensors import elasticsearch_observation_sensor
 from fin_assets_tests.hostile_http import (
     HostileServer,
     dribble,
+    gzip_bomb,
     huge,
     leaked,
     login_page,
@@ -148,6 +149,17 @@ def test_a_300_mb_answer_is_stopped_at_the_body_cap(caller, tmp_path):
     )
     assert "bytes (decompressed)" in str(text), text  # the cap is named
     assert sent < 64 * 1024 * 1024, sent  # the transfer stopped near the 16 MiB cap
+    assert grown < 100, grown
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=CALLER_IDS)
+def test_a_gzip_bomb_is_stopped_at_the_decompressed_cap(caller, tmp_path):
+    before = _peak_rss_mib()
+    with HostileServer(gzip_bomb(256 * 1024 * 1024)) as server:
+        text, elapsed = run_bounded(lambda: caller.call(server.origin, tmp_path), 120)
+    grown = _peak_rss_mib() - before
+    print(f"{caller.name}: 256 MiB gzip bomb, {elapsed:.2f} s, peak RSS +{grown:.1f} MiB: {text}")
+    assert "bytes (decompressed)" in str(text), text
     assert grown < 100, grown
 
 

@@ -93,3 +93,42 @@ def test_each_malformed_answer_is_a_named_bounded_clean_skip(case: Hostile):
     assert message.startswith(case.expect), message
     assert len(message) <= MAX_SKIP_CHARS, len(message)
     assert leaked(message, [PASSWORD]) == [], message
+
+
+def _buckets(bucket: str) -> bytes:
+    return f'{{"aggregations": {{"symbols": {{"buckets": {bucket}}}}}}}'.encode()
+
+
+GOOD_BUCKET = (
+    '{"key": "TSLA", "doc_count": 3, "last_date": {"value_as_string": "2026-10-05"}, '
+    '"last_row": {"hits": {"hits": [{"_source": {"cierre": 222.3}}]}}}'
+)
+
+
+def _bucket_with(old: str, new: str) -> bytes:
+    return _buckets("[" + GOOD_BUCKET.replace(old, new, 1) + "]")
+
+
+SUMMARY_CASES = {
+    "buckets_is_an_object": _buckets("{}"),
+    "doc_count_is_text": _bucket_with('"doc_count": 3', '"doc_count": "many"'),
+    "close_is_1e400": _bucket_with("222.3", "1e400"),
+    "hits_is_an_object": _bucket_with('"hits": [{"_source": {"cierre": 222.3}}]', '"hits": {}'),
+    "key_is_a_list": _bucket_with('"TSLA"', "[1]"),
+}
+
+
+@pytest.mark.parametrize("body", SUMMARY_CASES.values(), ids=SUMMARY_CASES.keys())
+def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
+    from fin_assets.resources.settings import PipelineSettings
+    from fin_assets.search.checks import finanzas_batch_matches_csv
+    from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
+
+    write_csv(tmp_path, price_frame())
+    with HostileServer(Hostile(OK_COUNT, ("200 OK", body, ""))) as server:
+        result = finanzas_batch_matches_csv(  # must not raise
+            settings=PipelineSettings(data_dir=str(tmp_path), symbols="TSLA,IBM"),
+            elasticsearch=ElasticsearchResource(url=server.origin),
+        )
+    assert not result.passed
+    assert "did not answer like Elasticsearch" in result.description, result.description
