@@ -74,8 +74,8 @@ def test_real_special_sessions_are_sessions_of_the_indian_calendar(symbol, day):
     assert day in market_calendar.trading_days(symbol, day - dt.timedelta(days=3), day)
     # The session closes on its own day (Muhurat in the evening), not at a weekday default.
     assert market_calendar.session_close(symbol, day).astimezone(dt.UTC).date() == day
-    # Only the listed day: the US calendar and the day after are untouched.
-    assert not market_calendar.is_trading_day("TSLA", day) or day.weekday() < 5
+    # Only the Indian calendar gains it: for NYSE these are plain weekdays and weekends.
+    assert market_calendar.is_trading_day("TSLA", day) is (day.weekday() < 5)
 
 
 @pytest.mark.parametrize("day", SPECIAL_SESSIONS)
