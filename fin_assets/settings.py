@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
@@ -49,6 +49,11 @@ MAX_RATE_PER_S = 1_000_000.0  # above it no Python producer keeps up (docs/bench
 MAX_SECONDS = 365 * 24 * 3600.0
 # Shortest non-zero duration: below 10 ms nothing here (run tags, sensor ticks) can act on it.
 MIN_SECONDS = 0.01
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+KAFKA_SECURITY_PROTOCOLS: tuple[str, ...] = get_args(KafkaSecurityProtocol)
+KAFKA_SASL_MECHANISMS: tuple[str, ...] = get_args(KafkaSaslMechanism)
 
 SHOWN_CHARACTERS = 80  # of a refused value, in its error
 
@@ -327,10 +332,10 @@ class KafkaSettings(_Settings):
     )
     partitions: Partitions = _field("FIN_KAFKA_PARTITIONS", PARTITIONS_ACCEPTS, 3)
     replication_factor: Replicas = _field("FIN_KAFKA_REPLICATION_FACTOR", REPLICAS_ACCEPTS, 1)
-    security_protocol: Text = _field(
+    security_protocol: Annotated[KafkaSecurityProtocol, BeforeValidator(_text)] = _field(
         "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"
     )
-    sasl_mechanism: Text | None = _field(
+    sasl_mechanism: Annotated[KafkaSaslMechanism | None, BeforeValidator(_text)] = _field(
         "KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
     )
     sasl_username: Text | None = _field("KAFKA_SASL_USERNAME", "a user name")

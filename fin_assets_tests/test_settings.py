@@ -34,6 +34,8 @@ LOADERS = {
     "FIN_KAFKA_TOPIC": settings.kafka,
     "FIN_KAFKA_PARTITIONS": settings.kafka,
     "FIN_KAFKA_REPLICATION_FACTOR": settings.kafka,
+    "KAFKA_SECURITY_PROTOCOL": settings.kafka,
+    "KAFKA_SASL_MECHANISM": settings.kafka,
     "ELASTICSEARCH_URL": settings.elasticsearch,
     **{
         name: settings.simulator
@@ -79,6 +81,8 @@ BAD_VALUES = {
     "ELASTICSEARCH_URL": [*URL, "https://es01:9200,es02:9200"],
     "FIN_SYMBOLS": ["TSLA,../x", "TSLA,١", "A" * 300],
     "FIN_KAFKA_TOPIC": ["a topic", "..", "t" * 250, "tópico"],
+    "KAFKA_SECURITY_PROTOCOL": ["SASL_SSLX", "sasl_ssl", "TLS"],
+    "KAFKA_SASL_MECHANISM": ["SCRAM-SHA-1", "GSSAPI", "plain"],
 }
 
 CASES = [(variable, value) for variable, values in BAD_VALUES.items() for value in values]

@@ -16,8 +16,11 @@ from contextlib import contextmanager
 
 from kafka.errors import KafkaTimeoutError, SaslAuthenticationFailedError
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+from fin_assets.settings import KAFKA_SASL_MECHANISMS, KAFKA_SECURITY_PROTOCOLS
+
+# One list, in fin_assets/settings.py, for the variables and for the resource's fields.
+SECURITY_PROTOCOLS = KAFKA_SECURITY_PROTOCOLS
+SASL_MECHANISMS = KAFKA_SASL_MECHANISMS
 
 # kafka-python 3 logs each failed bootstrap attempt here, with the exception as an argument.
 _BOOTSTRAP_LOGGER = "kafka.net.manager"
