@@ -340,7 +340,7 @@ def watched_session(session: requests.Session | None = None) -> requests.Session
 
 
 def deadline_passed(where: str, seconds: float, received: int | None = None) -> PolicyViolation:
-    detail = f"{where} did not complete the answer within {seconds:g} s"
+    detail = f"{where} did not complete the answer within {round(seconds, 2):g} s"
     if received is not None:
         detail += f" ({received} bytes received)"
     return PolicyViolation("deadline", detail)

@@ -5,6 +5,7 @@ password, never an exception (issue 16, defect 2)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import dagster as dg
@@ -132,3 +133,28 @@ def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
         )
     assert not result.passed
     assert "did not answer like Elasticsearch" in result.description, result.description
+
+
+def test_a_tick_ends_within_its_budget_when_every_answer_is_slow(monkeypatch):
+    """Each answer comes 1.5 s late, inside the 3 s request deadline: four of them would take
+    6 s, but the tick's budget (2.5 s here, 40 s in production) ends it."""
+    from fin_assets.search import sensors
+
+    def late(handler: HostileHandler) -> None:
+        time.sleep(1.5)
+        if "_search" in handler.path:
+            body = b'{"aggregations": {"latest": {"value": null}}}'
+        else:
+            body = b'{"count": 3}'
+        handler.raw(head("200 OK", "application/json", len(body)) + body)
+
+    monkeypatch.setattr(sensors, "TICK_BUDGET_S", 2.5)
+    with HostileServer(late) as server, dg.instance_for_test() as instance:
+        resource = ElasticsearchResource(url=server.origin, deadline_seconds=3)
+        context = dg.build_sensor_context(instance=instance, resources={"elasticsearch": resource})
+        started = time.monotonic()
+        result = elasticsearch_observation_sensor(context)
+        elapsed = time.monotonic() - started
+    assert isinstance(result, dg.SkipReason), result
+    assert "within" in result.skip_message or "are spent" in result.skip_message
+    assert elapsed < 2.5 + 1.0, elapsed

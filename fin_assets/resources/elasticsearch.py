@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,7 +149,9 @@ class PolicyNode(Urllib3HttpNode):
             request_headers.update(headers)
         policy = self.policy
         started = time.time()
-        with deadline(policy.deadline_seconds) as watch:
+        # The request's deadline, or less when the caller's budget (a sensor tick) is nearly spent.
+        seconds = min(policy.deadline_seconds, getattr(_budget, "left", policy.deadline_seconds))
+        with deadline(seconds) as watch:
             try:
                 status, response_headers, data = self._exchange(
                     method, target, body, request_headers, watch
@@ -156,7 +159,7 @@ class PolicyNode(Urllib3HttpNode):
             except PolicyViolation as violation:
                 raise _policy_error(violation) from None
             except Exception as exc:  # noqa: BLE001 - every transport failure gets a clean text
-                raise self._transport_error(exc, watch) from None
+                raise self._transport_error(exc, watch, seconds) from None
         meta = ApiResponseMeta(
             node=self.config,
             duration=time.time() - started,
@@ -195,10 +198,10 @@ class PolicyNode(Urllib3HttpNode):
                 response.close()
             response.release_conn()
 
-    def _transport_error(self, exc: Exception, watch) -> Exception:
+    def _transport_error(self, exc: Exception, watch, seconds: float) -> Exception:
         policy = self.policy
         if watch.expired:
-            violation = deadline_passed(self.base_url, policy.deadline_seconds)
+            violation = deadline_passed(self.base_url, seconds)
             return ConnectionTimeout(violation.detail)
         text = policy.excerpt(f"{type(exc).__name__}: {exc}", 200)
         if isinstance(exc, NewConnectionError):  # refused, no route, DNS: a ConnectTimeoutError
@@ -212,6 +215,9 @@ class PolicyNode(Urllib3HttpNode):
     def _log_request(self, *args: Any, **kwargs: Any) -> None:
         # The library's request log carries bodies, which may echo a secret: not ours.
         return None
+
+
+_budget = threading.local()  # .left: seconds the running client call may still take
 
 
 class PolicyRefused(TransportError):
@@ -300,8 +306,13 @@ class ElasticsearchClient:
         timeout: float = 5.0,
         deadline_seconds: float | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        budget_seconds: float | None = None,
     ):
+        """`budget_seconds`: what all requests of this client may take together (a sensor
+        tick has one); each request still has its own deadline."""
         nodes = [split_credentials(u) for u in split_urls(url)]
+        self.budget_seconds = budget_seconds
+        self._budget_end = time.monotonic() + budget_seconds if budget_seconds else None
         if not nodes:
             raise ValueError("no Elasticsearch URL given")
         self.urls = [node_url for node_url, _ in nodes]
@@ -367,6 +378,7 @@ class ElasticsearchClient:
         allowed = tuple(ok_statuses)
         es = self._es.options(ignore_status=allowed) if allowed else self._es
         error: ElasticsearchError | None = None
+        _budget.left = self._budget_left(method, path)
         try:
             answer = es.perform_request(
                 method, path, params=dict(params or {}), headers=headers, body=payload
@@ -374,7 +386,20 @@ class ElasticsearchClient:
             return Answer(answer.meta.status, answer.body, dict(answer.meta.headers))
         except Exception as exc:  # noqa: BLE001 - one named failure, never the library's text
             error = self._error_for(method, path, exc)
+        finally:
+            del _budget.left
         raise error from None  # no chain: the library's texts may carry bodies
+
+    def _budget_left(self, method: str, path: str) -> float:
+        if self._budget_end is None:
+            return self.policy.deadline_seconds
+        left = self._budget_end - time.monotonic()
+        if left <= 0:
+            raise ElasticsearchUnavailable(
+                f"{self._where(method, path)} not sent: the {self.budget_seconds:g} s this "
+                "evaluation may spend on Elasticsearch are spent (answers too slow)"
+            )
+        return left
 
     def _where(self, method: str, path: str) -> str:
         node = self.urls[0] if len(self.urls) == 1 else self.url
@@ -611,7 +636,8 @@ class ElasticsearchResource(dg.ConfigurableResource):
         default=DEFAULT_MAX_BODY_BYTES, description="Largest answer read (decompressed)"
     )
 
-    def get_client(self) -> ElasticsearchClient:
+    def get_client(self, budget_seconds: float | None = None) -> ElasticsearchClient:
+        """A client; `budget_seconds` bounds all its requests together (a sensor tick)."""
         auth = (self.username, self.password or "") if self.username else None
         return ElasticsearchClient(
             self.url,
@@ -620,6 +646,7 @@ class ElasticsearchResource(dg.ConfigurableResource):
             timeout=self.timeout_seconds,
             deadline_seconds=self.deadline_seconds,
             max_body_bytes=self.max_body_bytes,
+            budget_seconds=budget_seconds,
         )
 
     @property

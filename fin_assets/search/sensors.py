@@ -18,6 +18,9 @@ from fin_assets.resources.elasticsearch import (
 from fin_assets.search.observation import OBSERVED_INDICES, parse_cursor, read_state
 
 MAX_SKIP_CHARS = 1000
+# All of a tick's requests together: Dagster gives a sensor evaluation 60 s by default, and a
+# server answering each request just inside its own deadline must not use them up.
+TICK_BUDGET_S = 40.0
 
 
 @dg.sensor(
@@ -34,7 +37,7 @@ MAX_SKIP_CHARS = 1000
 def elasticsearch_observation_sensor(
     context: dg.SensorEvaluationContext, elasticsearch: ElasticsearchResource
 ) -> dg.SensorResult | dg.SkipReason:
-    client = elasticsearch.get_client()
+    client = elasticsearch.get_client(budget_seconds=TICK_BUDGET_S)
     seen = parse_cursor(context.cursor)
     events: list[dg.AssetObservation] = []
     missing: list[str] = []
