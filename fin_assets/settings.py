@@ -232,6 +232,17 @@ def _text(value: Any) -> Any:
 Text = Annotated[str, BeforeValidator(_text)]
 
 
+_BROKER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:(\d{1,5}))?", re.ASCII)
+
+
+def _brokers(value: str) -> str:
+    for broker in (part.strip() for part in value.split(",")):
+        match = _BROKER.fullmatch(broker)
+        if match is None or (match.group(3) and not 1 <= int(match.group(3)) <= 65535):
+            raise ValueError(f"{broker!r} is not host:port")
+    return value
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -322,7 +333,7 @@ class KafkaSettings(_Settings):
     """Where and how the simulator produces. Protocol/mechanism combinations are checked by
     `resources.kafka_security` (they need each other), naming the variable too."""
 
-    bootstrap_servers: Text = _field(
+    bootstrap_servers: Annotated[str, BeforeValidator(_text), AfterValidator(_brokers)] = _field(
         "KAFKA_BOOTSTRAP_SERVERS",
         "a comma-separated host:port list",
         DEFAULT_KAFKA_BOOTSTRAP_SERVERS,

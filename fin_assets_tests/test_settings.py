@@ -35,6 +35,7 @@ LOADERS = {
     "FIN_KAFKA_PARTITIONS": settings.kafka,
     "FIN_KAFKA_REPLICATION_FACTOR": settings.kafka,
     "KAFKA_SECURITY_PROTOCOL": settings.kafka,
+    "KAFKA_BOOTSTRAP_SERVERS": settings.kafka,
     "KAFKA_SASL_MECHANISM": settings.kafka,
     "ELASTICSEARCH_URL": settings.elasticsearch,
     **{
@@ -82,6 +83,7 @@ BAD_VALUES = {
     "FIN_SYMBOLS": ["TSLA,../x", "TSLA,١", "A" * 300],
     "FIN_KAFKA_TOPIC": ["a topic", "..", "t" * 250, "tópico"],
     "KAFKA_SECURITY_PROTOCOL": ["SASL_SSLX", "sasl_ssl", "TLS"],
+    "KAFKA_BOOTSTRAP_SERVERS": ["kafka:99999", "kafka:x", "a b:9092", "kafka:9092,"],
     "KAFKA_SASL_MECHANISM": ["SCRAM-SHA-1", "GSSAPI", "plain"],
 }
 
