@@ -424,3 +424,24 @@ def test_a_bad_webhook_url_fails_the_alert_tick_naming_it_not_its_token(
         sensor(context)
     assert str(refused.value).startswith("FIN_ALERT_WEBHOOK_URL (value not shown")
     assert "T0KEN-42" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("FIN_KAFKA_PARTITIONS", NOT_ASCII), ("KAFKA_BOOTSTRAP_SERVERS", "kafka:99999")],
+)
+def test_simulate_refuses_a_bad_kafka_setting_by_name_before_connecting(
+    tmp_path, variable, value
+):
+    done = subprocess.run(
+        [sys.executable, "-m", "fin_assets.cli", "simulate", "--duration", "30"],
+        env=fin_assets_env(tmp_path, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{variable}={value!r} is refused" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "logs_transacciones.log").exists()
