@@ -13,6 +13,10 @@ succeeds or fails on its own:
 - The three assets share this step because a failing upstream step would stop the CSV step:
   the CSV must still be written for the symbols that are fine. The step can be subset (any of
   the three assets alone), reading the others from their files (`storage.py`).
+- Every file goes through `fin_assets.file_store`. A symbol's damaged file (its history, its
+  raw folder or stored response) quarantines that symbol like a failed check; a run-level
+  file (the CSV, the extraction log, the data folder) fails the run with one message naming
+  the file and the problem.
 """
 
 
@@ -39,6 +43,8 @@ from fin_assets.batch.specs import (
     RAW_CHECK_SPECS,
     batch_specs,
 )
+from fin_assets.batch.storage import StoredFileError
+from fin_assets.file_store import DataFolder
 from fin_assets.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.resources.settings import PipelineSettings
 from fin_assets.symbols import validate_symbol
@@ -59,6 +65,8 @@ class BatchOutcome:
     findings: list[checks.Finding] = field(default_factory=list)
     updated: dict[str, pd.DataFrame] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    # Run-level files that could not be written (the CSV): named in the run's failure.
+    file_problems: list[str] = field(default_factory=list)
 
     def quarantine(self, symbol: str, text: str) -> None:
         self.problems[symbol] = (
@@ -85,22 +93,48 @@ def build_batch_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         selected = context.selected_asset_keys
         outcome = BatchOutcome()
         symbols = run_symbols(context)
-        if RAW in selected:
-            yield from fetch_all(context, symbols, alpha_vantage, settings, outcome)
-        elif PRICES in selected:
-            load_stored_raw(symbols, storage.RawStore(settings.raw_dir), outcome)
-        if PRICES in selected:
-            yield from update_histories(context, settings, outcome)
-        if CSV in selected:
-            yield from write_csv(context, partitions_def.get_partition_keys(), settings, outcome)
-        if outcome.problems:
+        try:
+            files = data_folder(settings)
+            if RAW in selected:
+                yield from fetch_all(context, symbols, alpha_vantage, settings, files, outcome)
+            elif PRICES in selected:
+                load_stored_raw(symbols, storage.RawStore(settings.raw_dir, files), outcome)
+            if PRICES in selected:
+                yield from update_histories(context, settings, files, outcome)
+            if CSV in selected:
+                keys = partitions_def.get_partition_keys()
+                yield from write_csv(context, keys, settings, files, outcome)
+        except StoredFileError as problem:
+            # Symbols' files are handled per symbol below; what gets here is a run-level file.
+            outcome.file_problems.append(str(problem))
+        if outcome.problems or outcome.file_problems:
             raise dg.Failure(
-                description="Quarantined (history and CSV rows kept as they were):\n\n"
-                + "\n\n".join(f"- {s}: {text}" for s, text in outcome.problems.items()),
-                metadata={"failed_symbols": ", ".join(outcome.problems)},
+                description=failure_description(outcome),
+                metadata={
+                    "failed_symbols": ", ".join(outcome.problems),
+                    "file_problems": "\n".join(outcome.file_problems) or "none",
+                },
             )
 
     return daily_batch
+
+
+def failure_description(outcome: BatchOutcome) -> str:
+    parts = [f"File problem: {problem}" for problem in outcome.file_problems]
+    if outcome.problems:
+        parts.append(
+            "Quarantined (history and CSV rows kept as they were):\n\n"
+            + "\n\n".join(f"- {s}: {text}" for s, text in outcome.problems.items())
+        )
+    return "\n\n".join(parts)
+
+
+def data_folder(settings: PipelineSettings) -> DataFolder:
+    try:
+        return DataFolder(settings.data_path)
+    except OSError as error:  # FIN_DATA_DIR names a file, or a folder that cannot be made
+        where = Path(settings.data_dir)
+        raise StoredFileError(where, None, f"cannot be the data folder: {error.strerror}") from None
 
 
 def run_symbols(context: dg.AssetExecutionContext) -> list[str]:
@@ -136,11 +170,13 @@ def fetch_all(
     symbols: list[str],
     alpha_vantage: AlphaVantageResource,
     settings: PipelineSettings,
+    files: DataFolder,
     outcome: BatchOutcome,
 ) -> Iterator:
     client = alpha_vantage.get_client()
-    log = ExtractionLog(settings.extraction_log_path, secret=alpha_vantage.api_key)
-    raw_store = storage.RawStore(settings.raw_dir)
+    log = ExtractionLog(settings.extraction_log_path, secret=alpha_vantage.api_key, files=files)
+    log.check_writable()  # a log that cannot be written stops the run before any request
+    raw_store = storage.RawStore(settings.raw_dir, files)
     progress = formatting.BatchedLog(context.log.info)
     synthetic = False
     for symbol in symbols:
@@ -152,7 +188,12 @@ def fetch_all(
             context.log.error(f"{error} (after {error.attempts} attempt(s))")
             continue
         path = raw_store.path(symbol, series.fetched_at)
-        prices.write_atomically(path, series.body)
+        try:
+            raw_store.save(path, series.body)
+        except StoredFileError as error:
+            outcome.quarantine(symbol, f"raw response not stored: {error}")
+            context.log.error(f"{symbol}: raw response not stored: {error}")
+            continue
         outcome.fetched[symbol] = Fetched(path, series.payload)
         days = sorted(series.payload[responses.SERIES_KEY])
         first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
@@ -199,19 +240,25 @@ def fetch_all(
 def load_stored_raw(symbols: list[str], raw_store: storage.RawStore, outcome: BatchOutcome) -> None:
     """`daily_prices` alone: each symbol's newest stored response stands for the fetch."""
     for symbol in symbols:
-        path = raw_store.latest(symbol)
-        if path is None:
-            outcome.quarantine(
-                symbol, "no stored response: materialise alpha_vantage_daily_raw first"
-            )
-            continue
-        outcome.fetched[symbol] = Fetched(path, json.loads(path.read_text()))
+        try:
+            path = raw_store.latest(symbol)
+            if path is None:
+                outcome.quarantine(
+                    symbol, "no stored response: materialise alpha_vantage_daily_raw first"
+                )
+                continue
+            outcome.fetched[symbol] = Fetched(path, raw_store.load(path))
+        except StoredFileError as error:
+            outcome.quarantine(symbol, f"stored response unreadable: {error}")
 
 
 def update_histories(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, outcome: BatchOutcome
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    files: DataFolder,
+    outcome: BatchOutcome,
 ) -> Iterator:
-    history = storage.HistoryStore(settings.history_dir)
+    history = storage.HistoryStore(settings.history_dir, files)
     checked, notes, lines = [], {}, []
     held_back: list[checks.HeldBack] = []
     for symbol, fetched in outcome.fetched.items():
@@ -247,7 +294,11 @@ def update_histories(
             outcome.quarantine(symbol, "\n".join(f"  {f}" for f in findings).strip())
             continue
         result = prices.upsert(stored if stored is not None else fresh.iloc[:0], fresh)
-        written = history.save(symbol, result.frame)
+        try:
+            written = history.save(symbol, result.frame)
+        except StoredFileError as error:
+            outcome.quarantine(symbol, f"history not written: {error}")
+            continue
         outcome.updated[symbol] = result.frame
         lines.append(
             f"{symbol}: {result.added_days} new day(s), {result.changed_days} revised, "
@@ -277,11 +328,11 @@ def update_histories(
 
 
 def csv_frame(
-    symbols: list[str], settings: PipelineSettings, outcome: BatchOutcome
+    symbols: list[str], settings: PipelineSettings, files: DataFolder, outcome: BatchOutcome
 ) -> tuple[pd.DataFrame, list[str]]:
     """Every configured symbol's rows: its history as just merged or as stored, else (history
     unreadable) its rows in the current CSV, so a quarantined symbol never loses its rows."""
-    history = storage.HistoryStore(settings.history_dir)
+    history = storage.HistoryStore(settings.history_dir, files)
     frames, from_previous_csv, previous = [], [], None
     for symbol in symbols:
         if symbol in outcome.updated:
@@ -297,7 +348,7 @@ def csv_frame(
             frames.append(stored)
             continue
         if previous is None:
-            previous = previous_csv(settings.csv_path)
+            previous = previous_csv(settings.csv_path, files)
         kept = previous[previous["simbolo"] == symbol]
         if not kept.empty:
             frames.append(kept)
@@ -305,29 +356,36 @@ def csv_frame(
     return prices.combine(frames), from_previous_csv
 
 
-def previous_csv(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        return prices.empty_frame()
+def previous_csv(path: Path, files: DataFolder) -> pd.DataFrame:
+    """The current CSV's rows; none when it is missing or unreadable (writing it then fails,
+    naming the problem, unless it was only damaged content that the new file replaces)."""
     try:
-        return storage.read_price_file(path)
-    except storage.StoredFileError:
-        return prices.empty_frame()
+        frame = storage.read_price_file(path, files=files)
+    except StoredFileError:
+        frame = None
+    return prices.empty_frame() if frame is None else frame
 
 
 def write_csv(
     context: dg.AssetExecutionContext,
     symbols: list[str],
     settings: PipelineSettings,
+    files: DataFolder,
     outcome: BatchOutcome,
 ) -> Iterator:
-    frame, kept = csv_frame(symbols, settings, outcome)
+    frame, kept = csv_frame(symbols, settings, files, outcome)
     path = settings.csv_path
     if frame.empty:
         outcome.quarantine(
             "(all)", f"no symbol has rows yet: {path} not written (it is never written empty)"
         )
         return
-    changed = prices.write_atomically(path, prices.to_csv_text(frame))
+    try:
+        changed = files.write_atomically(path, prices.to_csv_text(frame))
+    except StoredFileError as error:
+        outcome.file_problems.append(f"{path.name} not written: {error}")
+        context.log.error(f"{path.name} not written: {error}")
+        return
     summaries = prices.summarise(frame)
     context.log.info(
         f"{path}: {len(frame)} rows, {len(summaries)} symbol(s)"

@@ -4,6 +4,8 @@
     2026-11-27T23:30:03Z symbol=IBM attempt=1 outcome=failed cause=daily_quota detail="..."
 
 Callers pass only redacted details; the line is redacted once more before it is written.
+The file is opened through the file store: never through a link (`O_NOFOLLOW`), and a
+directory, FIFO or link where the log belongs is a `StoredFileError` naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from fin_assets.alpha_vantage.client import Attempt
 from fin_assets.alpha_vantage.errors import redact
+from fin_assets.file_store import DataFolder, folder_of
 
 _lock = threading.Lock()
 
@@ -44,14 +47,24 @@ def format_line(
 
 
 class ExtractionLog:
-    def __init__(self, path: Path, secret: str | None = None) -> None:
+    def __init__(
+        self, path: Path, secret: str | None = None, files: DataFolder | None = None
+    ) -> None:
         self.path = path
         self._secret = secret
+        self._files = files or folder_of(path)
+
+    def check_writable(self) -> None:
+        """Open (create) the log once, so that a log that cannot be written stops the run
+        before any request spends quota; `StoredFileError` names the file and the problem."""
+        with _lock:
+            self._files.append(self.path, b"")
 
     def append(self, line: str) -> None:
         line = redact(line, self._secret).replace("\n", " ")
-        with _lock, self.path.open("a", encoding="utf-8") as log:
-            log.write(line + "\n")
+        # Opened per line (O_APPEND): a log rotated away between lines is created again.
+        with _lock:
+            self._files.append(self.path, (line + "\n").encode())
 
     def record_attempt(self, attempt: Attempt) -> None:
         """Retries and failures; successes are recorded with their rows by `record_success`."""

@@ -9,6 +9,9 @@ re-materialised on its own, from the files, even on a freshly created Dagster in
 
 A history file is read strictly: a truncated, Excel-saved (`;`) or hand-edited file raises
 `StoredFileError` naming the file, the line and what is wrong, instead of a pandas traceback.
+Every byte goes through `fin_assets.file_store` (no link out of the folder is followed, a
+directory or FIFO where a file belongs is named), so one symbol's damaged file is that
+symbol's `StoredFileError`, never the whole step's traceback.
 """
 
 from __future__ import annotations
@@ -21,29 +24,16 @@ import pandas as pd
 
 from fin_assets.batch import prices, validation
 from fin_assets.config import CSV_COLUMNS
+from fin_assets.file_store import DataFolder, StoredFileError, folder_of
 from fin_assets.symbols import validate_symbol
 
 HEADER = ",".join(CSV_COLUMNS)
 
 
-class StoredFileError(ValueError):
-    """A stored file that cannot be read back; names the file and the line."""
-
-    def __init__(self, path: Path, line: int | None, reason: str) -> None:
-        self.path = path
-        self.line = line
-        self.reason = reason
-        where = f"{path} line {line}" if line else str(path)
-        super().__init__(f"{where}: {reason}")
-
-
 def symbol_file(folder: Path, symbol: str, suffix: str) -> Path:
-    """`folder/<SYMBOL><suffix>`, refusing anything that is not a plain symbol (`../x`, `a/b`)."""
-    symbol = validate_symbol(symbol)
-    path = folder / f"{symbol}{suffix}"
-    if path.resolve().parent != folder.resolve():
-        raise ValueError(f"symbol {symbol!r} does not name a file inside {folder}")
-    return path
+    """`folder/<SYMBOL><suffix>`, refusing anything that is not a plain symbol (`../x`, `a/b`).
+    Where the name really leads (a link) is the file store's to check when it is opened."""
+    return folder / f"{validate_symbol(symbol)}{suffix}"
 
 
 def parse_price_csv(text: str, path: Path, symbol: str | None = None) -> pd.DataFrame:
@@ -119,44 +109,57 @@ def _diagnose(text: str, path: Path, symbol: str | None) -> pd.DataFrame:
     return frame.sort_values(["simbolo", "fecha"], ignore_index=True)[list(CSV_COLUMNS)]
 
 
-def read_price_file(path: Path, symbol: str | None = None) -> pd.DataFrame:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise StoredFileError(path, line, "not UTF-8 text") from None
-    return parse_price_csv(text, path, symbol)
+def read_price_file(
+    path: Path, symbol: str | None = None, files: DataFolder | None = None
+) -> pd.DataFrame | None:
+    """The rows of the price CSV at `path`, None when there is no such file."""
+    text = (files or folder_of(path)).read_text(path)
+    return None if text is None else parse_price_csv(text, path, symbol)
 
 
 class HistoryStore:
-    """`history/<SYMBOL>.csv`: the stored partitions of `daily_prices`."""
+    """`history/<SYMBOL>.csv`: the stored partitions of `daily_prices`. `files`: the data
+    folder the links are checked against (default: `folder` itself)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, files: DataFolder | None = None) -> None:
         self.folder = folder
+        self.files = files or DataFolder(folder)
 
     def path(self, symbol: str) -> Path:
         return symbol_file(self.folder, symbol, ".csv")
 
     def load(self, symbol: str) -> pd.DataFrame | None:
         """The stored history, None when there is none yet; `StoredFileError` if unreadable."""
-        path = self.path(symbol)
-        return read_price_file(path, validate_symbol(symbol)) if path.exists() else None
+        return read_price_file(self.path(symbol), validate_symbol(symbol), self.files)
 
     def save(self, symbol: str, frame: pd.DataFrame) -> bool:
-        return prices.write_atomically(self.path(symbol), prices.to_csv_text(frame))
+        return self.files.write_atomically(self.path(symbol), prices.to_csv_text(frame))
 
 
 class RawStore:
     """`raw/<SYMBOL>/<SYMBOL>_<UTC stamp>.json`: every fetch of `alpha_vantage_daily_raw`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, files: DataFolder | None = None) -> None:
         self.folder = folder
+        self.files = files or DataFolder(folder)
 
     def path(self, symbol: str, fetched_at: dt.datetime) -> Path:
         stamp = fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
         return symbol_file(self.folder, symbol, "") / f"{symbol}_{stamp}.json"
 
+    def save(self, path: Path, body: bytes | str) -> None:
+        self.files.write_atomically(path, body)
+
     def latest(self, symbol: str) -> Path | None:
         """The newest stored response (the stamp sorts by time)."""
-        files = sorted(symbol_file(self.folder, symbol, "").glob(f"{symbol}_*.json"))
+        folder = symbol_file(self.folder, symbol, "")
+        files = self.files.list(folder, f"{validate_symbol(symbol)}_*.json")
         return files[-1] if files else None
+
+    def load(self, path: Path) -> dict:
+        """A stored response; `StoredFileError` when unreadable, truncated or not an object."""
+        payload = self.files.read_json(path)
+        if not isinstance(payload, dict):
+            kind = type(payload).__name__
+            raise StoredFileError(path, None, f"holds a JSON {kind}, not an object")
+        return payload

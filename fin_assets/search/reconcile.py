@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from fin_assets import config
+from fin_assets.file_store import StoredFileError, folder_of
 from fin_assets.resources.elasticsearch import SymbolSummary
 
 
@@ -18,7 +20,10 @@ class CsvContractError(ValueError):
 def summarise_csv(path: Path) -> dict[str, SymbolSummary]:
     """Per symbol: rows (days), last fecha and the cierre of that day."""
     rows: dict[str, list[tuple[str, float]]] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    text = folder_of(path).read_text(path)  # StoredFileError (a ValueError) names a bad file
+    if text is None:
+        raise StoredFileError(path, None, "does not exist")
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if tuple(header or ()) != config.CSV_COLUMNS:

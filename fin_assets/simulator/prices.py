@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fin_assets.file_store import StoredFileError, folder_of
 from fin_assets.simulator.events import MAX_PRICE
 
 # Used for a symbol that the CSV does not cover, or when the CSV does not exist yet
@@ -47,16 +49,18 @@ def parse_close(text: str | None) -> float:
 
 def latest_closes(csv_path: Path, problems: list[BadClose] | None = None) -> dict[str, float]:
     """`{simbolo: cierre}` of each symbol's most recent `fecha` with a usable close; empty when
-    the file is missing.
+    the file is missing. A file that cannot be read (a directory, a link out of the data
+    folder, a FIFO, not UTF-8) raises `StoredFileError` naming it.
 
     ISO dates (YYYY-MM-DD) compare correctly as strings, so no date parsing is needed. A row
     whose `cierre` is not a finite positive price (NaN, inf, 1.7e308, text) is skipped and,
     when `problems` is given, described there with the file, line and symbol.
     """
-    if not csv_path.is_file():
+    text = folder_of(csv_path).read_text(csv_path)
+    if text is None:
         return {}
     latest: dict[str, tuple[str, float]] = {}
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(text.removeprefix("\ufeff"), newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
             symbol = (row.get("simbolo") or "").strip().upper()
@@ -83,10 +87,14 @@ def start_prices(
     DEFAULT_START_PRICE. Bad closes of these symbols are reported through `log(level,
     message)` (default: this module's logger), naming file and line."""
     problems: list[BadClose] = []
-    closes = latest_closes(csv_path, problems)
+    report = log or (lambda level, message: getattr(_logger, level)(message))
+    try:
+        closes = latest_closes(csv_path, problems)
+    except StoredFileError as error:  # the feed still starts, from the default prices
+        report("warning", f"Start prices not read: {error}; starting from {DEFAULT_START_PRICE:g}")
+        closes = {}
     wanted = {symbol.upper() for symbol in symbols}
     relevant = [problem for problem in problems if problem.symbol in wanted]
-    report = log or (lambda level, message: getattr(_logger, level)(message))
     for problem in relevant[:MAX_PROBLEMS_NAMED]:
         report("warning", f"Start price ignored: {problem}")
     if len(relevant) > MAX_PROBLEMS_NAMED:

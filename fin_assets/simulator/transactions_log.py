@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fin_assets.file_store import StoredFileError, folder_of
+
 # The event_id in a line, for readers (tests, operators grepping for a document id).
 EVENT_ID_PATTERN = re.compile(r"event_id=([0-9a-f-]{36})")
 
@@ -41,14 +43,24 @@ class TransactionLog:
     A write that fails (full disk, quota, I/O error) never raises: `write` returns False and
     the error is kept in `last_error`; a line the disk took only part of is cut off again, so
     the file never holds a partial line. The caller decides how to report it.
+
+    A log that cannot be opened (a directory, a FIFO or a symlink where the log belongs, a
+    folder that is a file) does not raise either: every write then returns 0 with the
+    file store's named problem in `last_error`, so the Kafka feed goes on.
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # O_APPEND: every write lands at the end, also next to another writer of the file.
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.last_error: OSError | None = None
+        self._fd: int | None = None
+        try:
+            # O_APPEND (every write lands at the end, also next to another writer) and
+            # O_NOFOLLOW (a link never redirects the log), through the file store.
+            self._fd = folder_of(path).open_append(path)
+        except StoredFileError as error:
+            self.last_error = OSError(str(error))
+        except OSError as error:  # the data folder itself cannot be made
+            self.last_error = error
 
     def write(self, event: dict[str, Any]) -> bool:
         """True when the whole line is in the file."""
@@ -58,6 +70,8 @@ class TransactionLog:
         """Appends one line per event with ONE write(2) (at full speed the syscall costs more
         than making the lines); returns how many lines, from the first, are whole in the file.
         After a short write the whole lines stay and the fragment of the next one is cut."""
+        if self._fd is None:  # never opened: `last_error` says why
+            return 0
         data = "".join([format_line(event) + "\n" for event in events]).encode()
         try:
             written = os.write(self._fd, data)  # type: ignore[arg-type]
@@ -96,7 +110,7 @@ class TransactionLog:
 def read_event_ids(path: Path, run_id: str | None = None) -> list[str]:
     """The event_ids logged in `path`, optionally only those of one run."""
     ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in (folder_of(path).read_text(path) or "").splitlines():
         if run_id is not None and f" run_id={run_id} " not in line:
             continue
         match = EVENT_ID_PATTERN.search(line)
