@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 
 from fin_assets.alpha_vantage.responses import SERIES_KEY
 from fin_assets.config import CSV_COLUMNS
+from fin_assets.file_store import StoredFileError, folder_of
 
 PRICE_COLUMNS = ("apertura", "maximo", "minimo", "cierre")
 FIELD_TO_COLUMN = {
@@ -76,32 +76,21 @@ def to_csv_text(frame: pd.DataFrame) -> str:
 
 
 def read_price_csv(path: Path) -> pd.DataFrame:
-    """Read a file written by `to_csv_text` back into a frame of the same dtypes."""
-    frame = pd.read_csv(path, dtype=CSV_DTYPES, keep_default_na=False)
+    """Read a file written by `to_csv_text` back into a frame of the same dtypes (through
+    the file store; the strict, line-naming reader is `storage.read_price_file`)."""
+    text = folder_of(path).read_text(path)
+    if text is None:
+        raise StoredFileError(path, None, "does not exist")
+    frame = pd.read_csv(io.StringIO(text), dtype=CSV_DTYPES, keep_default_na=False)
     frame["fecha"] = pd.to_datetime(frame["fecha"], format="%Y-%m-%d")
     return frame[list(CSV_COLUMNS)]
 
 
 def write_atomically(path: Path, text: str) -> bool:
-    """Replace `path` with `text` through a temp file in the same folder and a rename, so a
-    reader (Logstash) sees the old file or the new one, never half of one. Returns False and
-    leaves the file untouched when it already holds exactly `text`."""
-    data = text.encode()
-    if path.exists() and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return True
+    """Replace `path` with `text` atomically (temp file + rename) through the file store
+    (`fin_assets.file_store.DataFolder.write_atomically`), the folder holding it as the
+    boundary. Returns False and leaves the file untouched when it already holds `text`."""
+    return folder_of(path).write_atomically(path, text)
 
 
 def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
