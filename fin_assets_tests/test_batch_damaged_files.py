@@ -231,3 +231,12 @@ class TestARunLevelFileProblemIsOneNamedFailure:
             # The CSV alone is the problem: every history is updated.
             for symbol in batch.symbol_list:
                 assert last_day(batch.history_path(symbol), symbol) == "2026-10-05"
+
+
+def test_a_data_folder_that_is_a_file_is_one_named_failure(batch, stand_in):
+    batch.data_dir.write_text("FIN_DATA_DIR points at a file\n")
+    result = run_within(batch)
+    assert not result.success
+    text = failure_text(result)
+    assert text.startswith(f"File problem: {batch.data_dir}: cannot be the data folder"), text
+    assert stand_in.state.requests == []

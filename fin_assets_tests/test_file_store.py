@@ -248,3 +248,47 @@ class TestLogsAreNeverOpenedThroughALink:
         data.append(log, b"two\n")
         assert log.read_bytes() == b"one\ntwo\n"
         assert oct(log.stat().st_mode & 0o777) == oct(0o644)
+
+
+# -- the other readers of the data folder go through the store ------------------------------
+
+CSV_TEXT = (
+    "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n"
+    "2026-05-05,TSLA,1,1,1,260.25,10\n"
+)
+
+
+@pytest.mark.parametrize("how", ["symlink_outside", "fifo", "directory"])
+def test_simulator_start_prices_never_read_a_csv_that_is_not_a_file_inside(
+    data, tmp_path, how
+):
+    """A link out of the folder is not read (its prices would seed the feed), a FIFO does
+    not hang the start, a directory is named; the feed starts from the default price."""
+    from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
+
+    outside = tmp_path / "outside.csv"
+    outside.write_text(CSV_TEXT)
+    csv_path = data.path("Datos_financieros.csv")
+    make(csv_path, how, outside)
+    messages: list[tuple[str, str]] = []
+    prices = within(
+        30, lambda: start_prices(["TSLA"], csv_path, log=lambda *m: messages.append(m)), data.root
+    )
+    assert prices == {"TSLA": DEFAULT_START_PRICE}
+    assert [level for level, _ in messages] == ["warning"]
+    assert messages[0][1].startswith(f"Start prices not read: {csv_path}: {NOT_A_FILE[how]}")
+    assert outside.read_text() == CSV_TEXT
+
+
+def test_the_search_check_never_reads_a_csv_linked_out_of_the_folder(data, tmp_path):
+    from fin_assets.search.reconcile import summarise_csv
+
+    outside = tmp_path / "outside.csv"
+    outside.write_text(CSV_TEXT)
+    csv_path = data.path("Datos_financieros.csv")
+    csv_path.symlink_to(outside)
+    with pytest.raises(StoredFileError, match="leads through a symlink to .*: not followed"):
+        summarise_csv(csv_path)
+    csv_path.unlink()
+    csv_path.write_text(CSV_TEXT)
+    assert summarise_csv(csv_path)["TSLA"].last_close == 260.25
