@@ -188,11 +188,6 @@ class DataFolder:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def exists(self, path: Path) -> bool:
-        """Whether anything is at `path` (even something unreadable: reading it then says
-        what is wrong)."""
-        return os.path.lexists(path)
-
     def read_bytes(self, path: Path) -> bytes | None:
         """The file's bytes; None when there is no such file. Raises `StoredFileError` for
         a link out of the folder, a directory, a FIFO, a socket, a device."""
