@@ -35,12 +35,14 @@ RUN_TIMEOUT_S = 120
 
 
 def release_fifos(root: Path) -> None:
-    """Give any reader blocked on a FIFO under `root` its end of file (a writer that opens
-    and closes), so a hung run can end and the test report the hang instead of hanging."""
+    """Give a reader blocked on a FIFO under `root` its end of file (a writer that opens and
+    closes), a blocked writer its broken pipe (a reader that does), so that a hung run ends
+    and the test reports the hang instead of hanging."""
     for path in root.rglob("*"):
         if path.is_fifo():
-            with contextlib.suppress(OSError):  # ENXIO: no reader waiting
-                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+                with contextlib.suppress(OSError):  # ENXIO: no reader waiting
+                    os.close(os.open(path, flags))
 
 
 def run_within(batch, **options) -> dg.ExecuteInProcessResult:
