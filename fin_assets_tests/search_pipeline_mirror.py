@@ -170,17 +170,18 @@ def batch_document(line: str, file: str = config.CSV_FILE_NAME) -> tuple[str, di
     (values,) = list(csv.reader([line.rstrip("\n")])) or [[]]
     if tuple(values) == config.CSV_COLUMNS:
         return None
+    where = f"{file}, row simbolo={values[1] if len(values) > 1 else ''} fecha={values[0]}"
     problem = batch_row_problem(values)
     if problem:
         tag, what = problem
-        where = f"{file}, row simbolo={values[1] if len(values) > 1 else ''} fecha={values[0]}"
         raise Rejected(tag, f"{where}: {what}")
     doc: dict = dict(zip(config.CSV_COLUMNS, values, strict=True))
     trading_day = doc["fecha"]
     try:
         day = dt.date.fromisoformat(trading_day)
     except ValueError:
-        raise Rejected("_dateparsefailure", REJECTION_REASONS["_dateparsefailure"]) from None
+        reason = f"{where}: {REJECTION_REASONS['_dateparsefailure']}"
+        raise Rejected("_dateparsefailure", reason) from None
     for field, kind in BATCH_CONVERT.items():
         doc[field] = _CASTS[kind](doc[field])
     for field in BATCH_UPPERCASE:

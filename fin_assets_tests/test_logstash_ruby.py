@@ -5,6 +5,7 @@ rejected, with the same tag and a reason naming the place. One JRuby process for
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 
@@ -24,6 +25,7 @@ from fin_assets_tests.logstash_conf import (
 from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
 
 CSV_PATH = f"/usr/share/logstash/fin_data/{config.CSV_FILE_NAME}"
+UNPARSABLE = '2026-10-05,"TSLA,1'  # a stray quote: neither the csv filter nor Ruby's CSV reads it
 
 MALFORMED_LINES = [
     "2026-10-05,TSLA,220.1,225.5",  # 4 of 7 columns (defect 6, run for real)
@@ -120,10 +122,10 @@ def outcome():
     for line in batch_writer_lines() + MALFORMED_LINES + VALUE_RULE_LINES:
         cases[f"batch {line}"] = ([row_check, rejection], batch_event(line))
     cases["header"] = ([row_check, rejection], batch_event(",".join(config.CSV_COLUMNS)))
-    cases["unparsable quotes"] = ([row_check, rejection], batch_event('2026-10-05,"TSLA,1'))
+    cases["unparsable quotes"] = ([row_check, rejection], batch_event(UNPARSABLE))
     cases["csv filter failed"] = (
         [row_check, rejection],
-        batch_event('2026-10-05,"TSLA,1', tags=["_csvparsefailure"]),
+        batch_event(UNPARSABLE, tags=["_csvparsefailure"]),
     )
     for n, fields in enumerate(TRANSACTIONS):
         cases[f"transaction {n}"] = ([*transaction_chain, rejection], transaction_event(fields, n))
@@ -180,12 +182,17 @@ def test_a_check_that_raises_still_rejects(outcome):
     # rejection check (a separate filter) still records why; the output condition has the tag.
     event = outcome["unparsable quotes"]
     assert event["tags"] == ["_rubyexception"]
-    assert event["rejection"]["reason"] == mirror.REJECTION_REASONS["_rubyexception"]
+    # The place comes first: the file and the raw line (no columns could be read).
+    assert event["rejection"]["reason"] == (
+        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_rubyexception"]}'
+    )
     assert "MalformedCSVError" in event["@metadata"]["ruby_exception"]
     # In Logstash the csv filter tags that line first, and the row check leaves it alone.
     event = outcome["csv filter failed"]
     assert event["tags"] == ["_csvparsefailure"]
-    assert event["rejection"]["reason"] == mirror.REJECTION_REASONS["_csvparsefailure"]
+    assert event["rejection"]["reason"] == (
+        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_csvparsefailure"]}'
+    )
 
 
 @pytest.mark.parametrize("n", range(len(TRANSACTIONS)))
