@@ -33,6 +33,8 @@
 #   LS_JAVA_OPTS            default -Xms512m -Xmx512m, as in docker-compose.yml
 #   LOGSTASH_START_TIMEOUT  seconds until both pipelines run (default 180)
 #   LOGSTASH_STOP_TIMEOUT   seconds for a graceful stop before SIGKILL (default 60)
+#   LOGSTASH_PIPELINES_YML  another pipelines.yml (bench/bench_logstash.py's setting variants);
+#                           default the repository's
 set -euo pipefail
 source "$(dirname "$0")/_process_group.sh"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -68,7 +70,7 @@ java_home() {
     echo "${LS_JAVA_HOME:-${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}}"
 }
 
-api() { curl -fsS -m 5 "http://127.0.0.1:$api_port$1" 2>/dev/null; }
+api() { curl -fsS -m 15 "http://127.0.0.1:$api_port$1" 2>/dev/null; }
 
 # Both pipelines are loaded and running (the API lists only running pipelines).
 ready() {
@@ -98,12 +100,12 @@ start() {
     # The distribution's JVM and log4j settings; the project's two files, linked unchanged.
     cp "$home/config/jvm.options" "$home/config/log4j2.properties" "$state/settings/"
     ln -sfn "$repo/logstash/config/logstash.yml" "$state/settings/logstash.yml"
-    ln -sfn "$repo/logstash/config/pipelines.yml" "$state/settings/pipelines.yml"
+    ln -sfn "${LOGSTASH_PIPELINES_YML:-$repo/logstash/config/pipelines.yml}" "$state/settings/pipelines.yml"
     # fin_rejected's reader fails to start before this folder exists (elastic/logstash#12807);
     # docker-compose.yml's entrypoint makes it the same way.
     mkdir -p "$state/data/dead_letter_queue/fin_unificado"
     local started=$SECONDS
-    log "starting Logstash $(sed -n "s/^logstash: *//p" "$home/versions.yml" 2>/dev/null) (API port $api_port, state $state)"
+    log "starting Logstash $(sed -n "s/^logstash: *//p" "$home/logstash-core/versions-gem-copy.yml" 2>/dev/null) (API port $api_port, state $state)"
     (
         cd "$state"
         export LS_JAVA_HOME="$java"
@@ -129,8 +131,9 @@ start() {
             return 1
         fi
         if [ $((SECONDS - started)) -ge "$start_timeout" ]; then
-            log "pipelines not running after $start_timeout s; stopping. Last lines of $state/console.log:"
-            tail -n 40 "$state/console.log" >&2
+            log "pipelines not running after $start_timeout s; stopping. Errors in $state/logs:"
+            grep -hE '\]\[(ERROR|FATAL)' "$state"/logs/logstash-plain*.log 2>/dev/null | tail -n 20 >&2 || true
+            log "pipelines the API lists: $(api /_node/pipelines || echo none)"
             stop
             return 1
         fi
