@@ -324,11 +324,12 @@ def throughput_variant(stack: Stack, root: Path, name: str, rate: float, duratio
         "simulator_tail": output.strip().splitlines()[-3:],
         "samples": samples,
     }
+    r = result
     log(
-        f"{name}: produced {result['produced_per_s']}/s, indexed {result['indexed_per_s_in_window']}"
-        f"/s ({result['indexed_over_offered']} of offered), lag slope {result['lag_slope_second_half_per_s']}"
-        f"/s, lost {result['lost']}, duplicated {result['duplicated']}, Logstash CPU"
-        f" {result['logstash_cpu_pct_of_one_core']} %, iowait {result['iowait_pct']} %"
+        f"{name}: produced {r['produced_per_s']}/s, indexed {r['indexed_per_s_in_window']}/s"
+        f" ({r['indexed_over_offered']} of offered), lag slope {r['lag_slope_second_half_per_s']}"
+        f"/s, lost {r['lost']}, duplicated {r['duplicated']}, Logstash CPU"
+        f" {r['logstash_cpu_pct_of_one_core']} %, iowait {r['iowait_pct']} %"
     )
     return result
 

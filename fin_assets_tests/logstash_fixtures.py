@@ -128,17 +128,26 @@ class LocalLogstash:
         answer.raise_for_status()
         return answer.json()
 
+    def pipeline_stats(self, pipeline: str = "fin_unificado") -> dict:
+        return self.api(f"/_node/stats/pipelines/{pipeline}")["pipelines"][pipeline]
+
     def pipeline_events(self, pipeline: str = "fin_unificado") -> dict:
-        return self.api(f"/_node/stats/pipelines/{pipeline}")["pipelines"][pipeline]["events"]
+        return self.pipeline_stats(pipeline)["events"]
 
     def wait_idle(self, settle_s: float = 3.0, timeout_s: float = 120.0) -> None:
-        """Until the main pipeline has sent out every event it took in, steadily for settle_s."""
+        """Until both pipelines' counters stand still for settle_s with their queues empty
+        (a header line that skip_header drops is counted in, never out)."""
         deadline = time.monotonic() + timeout_s
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
-            events = self.pipeline_events()
-            now = (events["in"], events["out"])
-            if now != last or events["in"] != events["out"]:
+            now = []
+            for pipeline in ("fin_unificado", "fin_rejected"):
+                stats = self.pipeline_stats(pipeline)
+                events = stats["events"]
+                queued = stats.get("queue", {}).get("events_count", 0)
+                now.append((events["in"], events["filtered"], events["out"], queued))
+            busy = any(queued for *_, queued in now)
+            if now != last or busy:
                 last, since = now, time.monotonic()
             elif time.monotonic() - since >= settle_s:
                 return
