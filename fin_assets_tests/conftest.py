@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "fin_assets_tests.kafka_fixtures",
     "fin_assets_tests.postgres_fixtures",
     "fin_assets_tests.dagster_stack_fixtures",
+    "fin_assets_tests.logstash_fixtures",
 ]

@@ -121,6 +121,10 @@ class SecuredElasticsearch:
     url: str
     ca: Path
     passwords: dict[str, str]
+    # The TLS front that answers `GET /` (scripts/elasticsearch_front.py), for Logstash.
+    front_url: str = ""
+    # The node's state folder (pid file: its process group).
+    state_dir: Path | None = None
 
     def client(self, user: str, password: str | None = None) -> ElasticsearchClient:
         secret = self.passwords[user] if password is None else password
@@ -131,7 +135,7 @@ class SecuredElasticsearch:
 def secured_elasticsearch() -> Iterator[SecuredElasticsearch]:
     """One secured node for the session, its own throwaway certificates and passwords."""
     _needs_java_and_mvn()
-    port = free_port()
+    port, front_port = free_port(), free_port()
     run_dir = _service_run_dir("fin-es-secured-")
     passwords = {name: secrets.token_urlsafe(18) for name in ("elastic", *FILE_REALM_USERS)}
     env = {
@@ -139,6 +143,7 @@ def secured_elasticsearch() -> Iterator[SecuredElasticsearch]:
         "ES_PORT": str(port),
         "FIN_RUN_DIR": str(run_dir),
         "ES_SECURITY": "1",
+        "ES_FRONT_PORT": str(front_port),
         "ELASTIC_PASSWORD": passwords["elastic"],  # by environment, never argv
         "ES_START_TIMEOUT": "300",  # 2 shared cores: measured up to 180 s under load
     }
@@ -154,7 +159,13 @@ def secured_elasticsearch() -> Iterator[SecuredElasticsearch]:
                 check=True,
                 timeout=120,
             )
-        node = SecuredElasticsearch(f"https://127.0.0.1:{port}", ca, passwords)
+        node = SecuredElasticsearch(
+            f"https://127.0.0.1:{port}",
+            ca,
+            passwords,
+            front_url=f"https://127.0.0.1:{front_port}",
+            state_dir=run_dir / f"elasticsearch-{port}",
+        )
         for user in FILE_REALM_USERS:
             _wait_authenticates(node.client(user))
         yield node

@@ -389,6 +389,9 @@ def setting_problems(
         if kind is None:
             problems.append(f"{name}: not a Logstash setting")
             continue
+        # Logstash substitutes ${VAR:default} before it validates: check the default.
+        if isinstance(value, str):
+            value = env_default(value)
         text = str(value).lower() if isinstance(value, bool) else str(value)
         ok = {
             "boolean": text in ("true", "false"),

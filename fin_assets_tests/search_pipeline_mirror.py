@@ -13,6 +13,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from fin_assets import config
+from fin_assets.batch import validation
 
 # --- shared by both flows --------------------------------------------------------------------
 # The patterns of the ruby checks (`@decimal`, `@integer`), ASCII digits like Ruby's \d. No
@@ -27,12 +28,14 @@ REJECTION_REASONS = {
     "_csvcolumncount": "wrong number of columns",
     "_csvemptyvalue": "a column is empty",
     "_csvtypefailure": "a numeric column is not a number",
+    "_csvvaluefailure": "a value breaks the batch row rules (price, range, volume, date)",
     "_dateparsefailure": "the date (fecha / ts) could not be parsed",
     "_jsonparsefailure": "the Kafka message is not JSON",
     "_typefailure": "a numeric field is not a number",
     "_mutate_error": "the mutate filter failed (type conversion)",
     "_rubyexception": "a ruby filter raised an exception",
     "_missing_event_id": "the event has no event_id",
+    "_unknown_event_type": "the event_type is not trade, price_alert or api_error",
 }
 REJECTED_PIPELINE = "fin_rejected"
 
@@ -122,7 +125,43 @@ def batch_row_problem(values: list[str]) -> tuple[str, str] | None:
             bad.append(f"{name}={value} is not a number")
     if bad:
         return "_csvtypefailure", ", ".join(bad)
+    problems = batch_value_problems(dict(zip(columns, values, strict=True)))
+    if problems:
+        return "_csvvaluefailure", ", ".join(problems)
     return None
+
+
+BATCH_PRICE_COLUMNS = ("apertura", "maximo", "minimo", "cierre")
+
+
+def batch_value_problems(raw: dict[str, str]) -> list[str]:
+    """The value part of `batch_row_check`: the batch's row rules (validation.py's
+    inconsistent_prices, negative_volumes, implausible_values) on one syntactically valid row."""
+    price = {name: float(raw[name]) for name in BATCH_PRICE_COLUMNS}
+    volume = int(raw["volumen"])
+    problems = []
+    for name in BATCH_PRICE_COLUMNS:
+        if not math.isfinite(price[name]) or price[name] > validation.MAX_PLAUSIBLE_PRICE:
+            problems.append(f"{name}={raw[name]} is not a plausible price (finite, at most 1e8)")
+        elif price[name] <= 0:
+            problems.append(f"{name}={raw[name]} is not positive")
+    if not problems:
+        if price["maximo"] < price["minimo"]:
+            problems.append(f"maximo={raw['maximo']} is below minimo={raw['minimo']}")
+        for name in ("apertura", "cierre"):
+            if not price["minimo"] <= price[name] <= price["maximo"]:
+                problems.append(
+                    f"{name}={raw[name]} is outside [minimo, maximo] = "
+                    f"[{raw['minimo']}, {raw['maximo']}]"
+                )
+    if volume < 0:
+        problems.append(f"volumen={raw['volumen']} is negative")
+    if volume > validation.MAX_PLAUSIBLE_VOLUME:
+        problems.append(f"volumen={raw['volumen']} is above {validation.MAX_PLAUSIBLE_VOLUME}")
+    earliest = validation.EARLIEST_PLAUSIBLE_DAY.isoformat()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw["fecha"], re.ASCII) and raw["fecha"] < earliest:
+        problems.append(f"fecha={raw['fecha']} is before {earliest}")
+    return problems
 
 
 def batch_document(line: str, file: str = config.CSV_FILE_NAME) -> tuple[str, dict] | None:
@@ -131,17 +170,18 @@ def batch_document(line: str, file: str = config.CSV_FILE_NAME) -> tuple[str, di
     (values,) = list(csv.reader([line.rstrip("\n")])) or [[]]
     if tuple(values) == config.CSV_COLUMNS:
         return None
+    where = f"{file}, row simbolo={values[1] if len(values) > 1 else ''} fecha={values[0]}"
     problem = batch_row_problem(values)
     if problem:
         tag, what = problem
-        where = f"{file}, row simbolo={values[1] if len(values) > 1 else ''} fecha={values[0]}"
         raise Rejected(tag, f"{where}: {what}")
     doc: dict = dict(zip(config.CSV_COLUMNS, values, strict=True))
     trading_day = doc["fecha"]
     try:
         day = dt.date.fromisoformat(trading_day)
     except ValueError:
-        raise Rejected("_dateparsefailure", REJECTION_REASONS["_dateparsefailure"]) from None
+        reason = f"{where}: {REJECTION_REASONS['_dateparsefailure']}"
+        raise Rejected("_dateparsefailure", reason) from None
     for field, kind in BATCH_CONVERT.items():
         doc[field] = _CASTS[kind](doc[field])
     for field in BATCH_UPPERCASE:
@@ -186,6 +226,9 @@ def transaction_document(event: dict) -> tuple[str, dict]:
         raise Rejected("_typefailure", ", ".join(bad))
     if not event.get("event_id"):
         raise Rejected("_missing_event_id", REJECTION_REASONS["_missing_event_id"])
+    event_type = event.get("event_type")
+    if (event_type.lower() if isinstance(event_type, str) else event_type) not in EVENT_TYPE_TAGS:
+        raise Rejected("_unknown_event_type", REJECTION_REASONS["_unknown_event_type"])
     doc = dict(event)
     try:
         moment = dt.datetime.fromisoformat(str(doc["ts"]).replace("Z", "+00:00"))

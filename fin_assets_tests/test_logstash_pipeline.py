@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from lscl.errors import DecodeError
 from lscl.lang import LsclEqualTo, LsclIn, LsclNotIn, LsclOr, LsclSelector
 from lscl.parser import parse_lscl
@@ -242,9 +243,11 @@ def test_pipelines_yml_registers_both_pipelines_with_persistent_queues():
         PIPELINE_PATH.name,
         DEAD_LETTER_PATH.name,
     }
+    # The container's path by default (docker-compose.yml mounts logstash/pipeline there);
+    # scripts/logstash.sh sets LOGSTASH_PIPELINE_DIR to the checkout's folder.
     for path in (PIPELINE_PATH, DEAD_LETTER_PATH):
         assert f"/usr/share/logstash/pipeline/{path.name}" in {
-            p["path.config"] for p in pipelines.values()
+            env_default(p["path.config"]) for p in pipelines.values()
         }
     assert all(p["queue.type"] == "persisted" for p in pipelines.values())
     assert pipelines["fin_unificado"]["dead_letter_queue.enable"] is True
@@ -304,8 +307,11 @@ def test_dead_letter_pipeline_reads_the_main_pipeline_queue_and_keeps_the_reason
     assert dlq.attrs["pipeline_id"] == "fin_unificado" and "fin_unificado" in pipelines_yml()
     assert dlq.attrs["commit_offsets"] == "true"
     assert env_default(dlq.attrs["path"]) == "/usr/share/logstash/data/dead_letter_queue"
-    assert "path.dead_letter_queue: /usr/share/logstash/data/dead_letter_queue" in (
-        LOGSTASH_YML.read_text()
+    # The writer (logstash.yml) and the reader take the same variable, with the same default.
+    settings = yaml.safe_load(LOGSTASH_YML.read_text())
+    assert settings["path.dead_letter_queue"] == dlq.attrs["path"]
+    assert env_default(settings["path.dead_letter_queue"]) == (
+        "/usr/share/logstash/data/dead_letter_queue"
     )
     (bus,) = [p for p in plugins if p.section == "input" and p.name == "pipeline"]
     assert bus.attrs["address"] == mirror.REJECTED_PIPELINE

@@ -5,6 +5,7 @@ rejected, with the same tag and a reason naming the place. One JRuby process for
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fin_assets import config
+from fin_assets.batch import validation
 from fin_assets.batch.prices import to_csv_text
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.logstash_conf import (
@@ -23,6 +25,7 @@ from fin_assets_tests.logstash_conf import (
 from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
 
 CSV_PATH = f"/usr/share/logstash/fin_data/{config.CSV_FILE_NAME}"
+UNPARSABLE = '2026-10-05,"TSLA,1'  # a stray quote: neither the csv filter nor Ruby's CSV reads it
 
 MALFORMED_LINES = [
     "2026-10-05,TSLA,220.1,225.5",  # 4 of 7 columns (defect 6, run for real)
@@ -38,6 +41,26 @@ MALFORMED_LINES = [
     "2026-10-05,TSLA,1,2,0.5,1.5,0123",  # Ruby's Integer() reads this as octal 83
     "2026-10-05,TSLA,1_0,2,0.5,1.5,10",  # Ruby's Float() accepts 1_0 as 10.0
     "2026-10-05,TSLA,0x1A,2,0.5,1.5,10",  # ... and hex
+]
+
+# Syntactically valid rows on each side of every value rule the batch applies to a row
+# (fin_assets/batch/validation.py). Expected verdicts come from the batch's own rules, run below.
+VALUE_RULE_LINES = [
+    "2026-10-05,TSLA,-650.0,225.75,218.0,222.3,81234567",  # negative price
+    "2026-10-05,TSLA,0,0,0,0,0",  # zero prices
+    "2026-10-05,TSLA,1,2,3,1.5,10",  # maximo < minimo
+    "2026-10-05,TSLA,2.5,2,0.5,1.5,10",  # apertura above maximo
+    "2026-10-05,TSLA,1,2,0.5,0.4,10",  # cierre below minimo
+    "2026-10-05,TSLA,1,2,0.5,1.5,-10",  # negative volume
+    "2026-10-05,TSLA,1e400,2,0.5,1.5,10",  # not finite once parsed
+    "2026-10-05,TSLA,1,100000001,0.5,1.5,10",  # above the plausible price
+    "2026-10-05,TSLA,1,2,0.5,1.5,10000000000001",  # above the plausible volume
+    "1969-12-31,TSLA,1,2,0.5,1.5,10",  # before the earliest plausible day
+    "2026-10-05,TSLA,-0.0,2,0.5,1.5,10",  # negative zero
+    "2026-10-05,TSLA,1.5,1.5,1.5,1.5,0",  # a flat day with no trades: valid
+    "2026-10-05,TSLA,1e-05,2,1e-05,2,10",  # on the bounds: valid
+    "2026-10-05,TSLA,1,100000000,0.5,1.5,10000000000000",  # at the plausible maxima: valid
+    "1970-01-01,TSLA,1,2,0.5,1.5,10",  # the earliest plausible day: valid
 ]
 
 
@@ -96,19 +119,20 @@ def outcome():
     transaction_chain = [by_id(main, i) for i in ("transactions_number_check", "trade_notional")]
     rejected_at = by_id(pipeline_plugins(DEAD_LETTER_PATH), "rejected_at")
     cases: dict[str, tuple[list, dict]] = {}
-    for line in batch_writer_lines() + MALFORMED_LINES:
+    for line in batch_writer_lines() + MALFORMED_LINES + VALUE_RULE_LINES:
         cases[f"batch {line}"] = ([row_check, rejection], batch_event(line))
     cases["header"] = ([row_check, rejection], batch_event(",".join(config.CSV_COLUMNS)))
-    cases["unparsable quotes"] = ([row_check, rejection], batch_event('2026-10-05,"TSLA,1'))
+    cases["unparsable quotes"] = ([row_check, rejection], batch_event(UNPARSABLE))
     cases["csv filter failed"] = (
         [row_check, rejection],
-        batch_event('2026-10-05,"TSLA,1', tags=["_csvparsefailure"]),
+        batch_event(UNPARSABLE, tags=["_csvparsefailure"]),
     )
     for n, fields in enumerate(TRANSACTIONS):
         cases[f"transaction {n}"] = ([*transaction_chain, rejection], transaction_event(fields, n))
     for tag in GENERIC_TAGS:
         cases[f"tagged {tag}"] = ([rejection], {**transaction_event({}, 0), "tags": [tag]})
     cases["unknown type only"] = ([rejection], {"tags": ["_unknown_event_type"]})
+    cases["event type tag only"] = ([rejection], {"tags": ["trade"]})
     cases["dead letter with reason"] = (
         [rejected_at],
         {"rejection": {"source": "dead_letter_queue", "reason": "mapper_parsing_exception"}},
@@ -119,7 +143,7 @@ def outcome():
     return dict(zip(names, results, strict=True))
 
 
-@pytest.mark.parametrize("line", MALFORMED_LINES + batch_writer_lines())
+@pytest.mark.parametrize("line", MALFORMED_LINES + batch_writer_lines() + VALUE_RULE_LINES)
 def test_batch_rows_rejected_exactly_as_the_mirror_rejects_them(outcome, line):
     event = outcome[f"batch {line}"]
     try:
@@ -158,12 +182,17 @@ def test_a_check_that_raises_still_rejects(outcome):
     # rejection check (a separate filter) still records why; the output condition has the tag.
     event = outcome["unparsable quotes"]
     assert event["tags"] == ["_rubyexception"]
-    assert event["rejection"]["reason"] == mirror.REJECTION_REASONS["_rubyexception"]
+    # The place comes first: the file and the raw line (no columns could be read).
+    assert event["rejection"]["reason"] == (
+        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_rubyexception"]}'
+    )
     assert "MalformedCSVError" in event["@metadata"]["ruby_exception"]
     # In Logstash the csv filter tags that line first, and the row check leaves it alone.
     event = outcome["csv filter failed"]
     assert event["tags"] == ["_csvparsefailure"]
-    assert event["rejection"]["reason"] == mirror.REJECTION_REASONS["_csvparsefailure"]
+    assert event["rejection"]["reason"] == (
+        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_csvparsefailure"]}'
+    )
 
 
 @pytest.mark.parametrize("n", range(len(TRANSACTIONS)))
@@ -198,7 +227,49 @@ def test_every_failure_tag_gets_a_reason(outcome, tag):
 
 
 def test_tags_that_are_not_failures_are_not_rejected(outcome):
-    assert "rejection" not in outcome["unknown type only"]
+    assert "rejection" not in outcome["event type tag only"]
+
+
+def test_an_unknown_event_type_is_rejected(outcome):
+    assert outcome["unknown type only"]["rejection"]["reason"] == (
+        mirror.REJECTION_REASONS["_unknown_event_type"]
+    )
+
+
+def batch_rules_refuse(line: str) -> list[str]:
+    """The batch's own row rules (validation.py) on the one row: the names of those it breaks."""
+    values = line.split(",")
+    frame = pd.DataFrame([values], columns=list(config.CSV_COLUMNS))
+    frame["fecha"] = pd.to_datetime(frame["fecha"])
+    for name in ("apertura", "maximo", "minimo", "cierre"):
+        frame[name] = frame[name].astype("float64")
+    frame["volumen"] = frame["volumen"].astype("int64")
+    rules = {
+        "inconsistent_prices": validation.inconsistent_prices,
+        "negative_volumes": validation.negative_volumes,
+        "implausible_values": validation.implausible_values,
+    }
+    return [name for name, rule in rules.items() if not rule(frame).empty]
+
+
+@pytest.mark.parametrize("line", VALUE_RULE_LINES)
+def test_logstash_refuses_exactly_what_the_batch_refuses(outcome, line):
+    """One set of row rules: the pipeline's ruby (run in JRuby) and the batch's checks agree."""
+    event = outcome[f"batch {line}"]
+    refused_by_batch = batch_rules_refuse(line)
+    if refused_by_batch:
+        assert event["tags"] == ["_csvvaluefailure"], (line, refused_by_batch)
+        assert f"row simbolo=TSLA fecha={line.split(',')[0]}: " in event["rejection"]["reason"]
+    else:
+        assert "rejection" not in event and "tags" not in event, (line, event)
+
+
+def test_the_value_rules_bounds_are_the_batch_bounds():
+    code = by_id(pipeline_plugins(), "batch_row_check").attrs["init"]
+    assert "@max_price = 1e8" in code and validation.MAX_PLAUSIBLE_PRICE == 1e8
+    assert "@max_volume = 10**13" in code and validation.MAX_PLAUSIBLE_VOLUME == 10**13
+    earliest = validation.EARLIEST_PLAUSIBLE_DAY.isoformat()
+    assert f"@earliest_day = '{earliest}'" in code
 
 
 def test_dead_letter_records_get_a_time_and_keep_their_reason(outcome):

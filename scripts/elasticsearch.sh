@@ -34,6 +34,8 @@
 #   ES_RUN_AS      user when started as root (default nobody): Elasticsearch refuses to run as
 #                  root, so the node runs under this user through setpriv and owns its state.
 #   ES_SECURITY, ELASTIC_PASSWORD, ES_ROLES_DIR (default <repo>/docker/setup/roles): secured mode.
+#   ES_FRONT_PORT  secured mode: port of the TLS front that answers the root endpoint `GET /`
+#                  (default ES_PORT+1), for Logstash: scripts/elasticsearch_front.py says why.
 #   ES_NODES, ES_HTTP_PORTS, ES_TRANSPORT_PORTS: cluster mode.
 set -euo pipefail
 source "$(dirname "$0")/_process_group.sh"
@@ -260,8 +262,39 @@ ready() {
     echo "$answer" | grep -q "\"number_of_nodes\":$nodes," || return 1
 }
 
+# The secured node's front (scripts/elasticsearch_front.py): its own process group, its PID in
+# the node's state folder.
+front_port="${ES_FRONT_PORT:-$((port + 1))}"
+front_pid_file() { echo "$(state_of "${http_ports[0]}")/front.pid"; }
+
+start_front() {
+    local state certs i
+    state="$(state_of "${http_ports[0]}")"
+    certs="$state/config/certs"
+    group_pid "$(front_pid_file)" >/dev/null && return 0
+    (
+        exec setsid python3 "$repo/scripts/elasticsearch_front.py" \
+            --listen "127.0.0.1:$front_port" --node "$(url_of "${http_ports[0]}")" \
+            --cert "$certs/elasticsearch/elasticsearch.crt" --key "$certs/elasticsearch/elasticsearch.key" \
+            --ca "$certs/ca/ca.crt" --version "$version" --cluster-name "fin-assets-${http_ports[0]}" \
+            </dev/null >"$state/front.log" 2>&1
+    ) &
+    echo $! >"$(front_pid_file)"
+    for i in $(seq 1 50); do
+        if curl -s -o /dev/null -m 2 --cacert "$certs/ca/ca.crt" "https://127.0.0.1:$front_port/"; then
+            log "root-endpoint front on https://127.0.0.1:$front_port"
+            return 0
+        fi
+        sleep 0.2
+    done
+    log "the front did not start; $state/front.log:"
+    cat "$state/front.log" >&2
+    return 1
+}
+
 stop_all() {
     local p files=()
+    if [ "$secured" = 1 ]; then stop_group "$(front_pid_file)" "elasticsearch.sh front ($front_port)"; fi
     for p in "${http_ports[@]}"; do files+=("$(state_of "$p")/pid"); done
     if [ "$nodes" -gt 1 ] && declare -F stop_groups >/dev/null; then
         # Together: nodes stopped one by one lose their quorum and hang in shutdown.
@@ -305,6 +338,10 @@ start() {
         done
         if ready "${http_ports[0]}"; then
             log "ready in $((SECONDS - started)) s ($nodes node(s), $(url_of "${http_ports[0]}"))"
+            if [ "$secured" = 1 ] && ! start_front; then
+                stop_all
+                return 1
+            fi
             return 0
         fi
         if [ $((SECONDS - started)) -ge "$timeout" ]; then
