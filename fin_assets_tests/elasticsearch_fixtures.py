@@ -23,6 +23,7 @@ from fin_assets.resources.elasticsearch import (
     ElasticsearchError,
     ElasticsearchUnavailable,
 )
+from fin_assets_tests.prerequisites import missing
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "elasticsearch.sh"
@@ -58,7 +59,7 @@ def elasticsearch_url() -> Iterator[str]:
         yield url
         return
     if not shutil.which("java") or not shutil.which("mvn"):
-        pytest.skip("Elasticsearch needs java and mvn (or run through scripts/test.sh)")
+        missing("Elasticsearch needs java and mvn (or run through scripts/test.sh)")
     port = free_port()
     # World-searchable: as root the script runs the node as `nobody`, who must reach this folder.
     run_dir = Path(tempfile.mkdtemp(prefix="fin-es-test-"))
@@ -104,7 +105,7 @@ FILE_REALM_USERS = ("dagster_reader", "logstash_writer")
 
 def _needs_java_and_mvn() -> None:
     if not shutil.which("java") or not shutil.which("mvn"):
-        pytest.skip("Elasticsearch needs java and mvn (scripts/apt_deps.sh installs them)")
+        missing("Elasticsearch needs java and mvn (scripts/apt_deps.sh installs them)")
 
 
 def _service_run_dir(prefix: str) -> Path:

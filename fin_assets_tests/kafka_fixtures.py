@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from fin_assets_tests.prerequisites import missing
+
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "scripts" / "kafka.sh"
 
@@ -69,7 +71,7 @@ class LocalBroker:
 
 def _needs_java_and_maven() -> None:
     if not shutil.which("java") or not shutil.which("mvn"):
-        pytest.skip("Kafka needs java and mvn (or run through scripts/test.sh)")
+        missing("Kafka needs java and mvn (or run through scripts/test.sh)")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from fin_assets_tests.logstash_conf import (
     pipeline_plugins,
     run_ruby_filters,
 )
+from fin_assets_tests.prerequisites import missing
 from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
 
 CSV_PATH = f"/usr/share/logstash/fin_data/{config.CSV_FILE_NAME}"
@@ -113,7 +114,7 @@ GENERIC_TAGS = [
 def outcome():
     """Every case through JRuby once; returns a lookup by case name."""
     if not shutil.which("java") or not shutil.which("mvn"):
-        pytest.skip("JRuby needs java and mvn (scripts/apt_deps.sh installs them)")
+        missing("JRuby needs java and mvn (scripts/apt_deps.sh installs them)")
     main = pipeline_plugins()
     row_check, rejection = by_id(main, "batch_row_check"), by_id(main, "rejection_reason")
     transaction_chain = [by_id(main, i) for i in ("transactions_number_check", "trade_notional")]

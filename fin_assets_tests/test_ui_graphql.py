@@ -12,9 +12,8 @@ import re
 import signal
 from pathlib import Path
 
-import pytest
-
 from fin_assets.batch.partitions import range_tags
+from fin_assets_tests.prerequisites import missing
 from fin_assets_tests.ui_fixtures import LIVE_RUN_STATUSES, SYMBOLS, DagsterUI
 
 BATCH_CHAIN = [
@@ -51,9 +50,7 @@ def edges(nodes: dict[str, dict]) -> set[tuple[str, str]]:
 
 
 def require_assets(nodes: dict[str, dict], *keys: str) -> None:
-    missing = [k for k in keys if k not in nodes]
-    if missing:
-        pytest.skip(f"not in the merged definitions (fin_assets/definitions.py) yet: {missing}")
+    assert [k for k in keys if k not in nodes] == [], "assets missing from the definitions"
 
 
 def test_batch_lineage(dagster_ui: DagsterUI):
@@ -184,12 +181,11 @@ def test_simulator_sensor_through_graphql(dagster_ui: DagsterUI):
     """Sensor on -> its tick launches the simulator job -> sensor off -> terminate -> CANCELED,
     and the run records its counts and rates on the topic asset."""
     sensor = dagster_ui.sensor(SIMULATOR_SENSOR)
-    if sensor is None:
-        pytest.skip(f"{SIMULATOR_SENSOR} is not in the merged definitions yet")
+    assert sensor is not None, f"{SIMULATOR_SENSOR} not defined"
     assert [t["pipelineName"] for t in sensor["targets"]] == [SIMULATOR_JOB]
     assert sensor["sensorState"]["status"] == "STOPPED"
     if not dagster_ui.kafka_bootstrap:
-        pytest.skip(dagster_ui.kafka_reason)
+        missing(dagster_ui.kafka_reason)
 
     before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}
     run_id = None
@@ -248,8 +244,9 @@ def run_worker_pids(ui: DagsterUI, run_id: str) -> list[int]:
 def test_sensor_replaces_a_simulator_whose_process_was_killed(dagster_ui: DagsterUI):
     """A crash (the run's process killed): the run ends FAILURE with its cause, and the sensor
     starts exactly one replacement."""
-    if dagster_ui.sensor(SIMULATOR_SENSOR) is None or not dagster_ui.kafka_bootstrap:
-        pytest.skip(dagster_ui.kafka_reason or f"{SIMULATOR_SENSOR} not defined")
+    assert dagster_ui.sensor(SIMULATOR_SENSOR) is not None, f"{SIMULATOR_SENSOR} not defined"
+    if not dagster_ui.kafka_bootstrap:
+        missing(dagster_ui.kafka_reason)
     from fin_assets_tests.ui_fixtures import wait_until
 
     before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}

@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from fin_assets.alpha_vantage.stand_in import StandInServer
+from fin_assets_tests.prerequisites import missing
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
@@ -679,7 +680,7 @@ def dagster_ui(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Dag
 def ui_browser() -> Iterator[Any]:
     """Debian's Chromium through Playwright; never a downloaded browser."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing: run scripts/apt_deps.sh")
+        missing(f"{CHROMIUM} missing: run scripts/apt_deps.sh")
     from playwright.sync_api import expect, sync_playwright
 
     # The UI on 2 busy cores can take more than Playwright's default 5 s to render a page.
