@@ -33,6 +33,7 @@
 #   LS_JAVA_OPTS            default -Xms512m -Xmx512m, as in docker-compose.yml
 #   LOGSTASH_START_TIMEOUT  seconds until both pipelines run (default 180)
 #   LOGSTASH_STOP_TIMEOUT   seconds for a graceful stop before SIGKILL (default 60)
+#   LOGSTASH_START_ATTEMPTS starts tried while the monitoring API gives empty replies (default 5)
 #   LOGSTASH_PIPELINES_YML  another pipelines.yml (bench/bench_logstash.py's setting variants);
 #                           default the repository's
 set -euo pipefail
@@ -46,6 +47,7 @@ cache="${FIN_CACHE_DIR:-$HOME/.cache/fin_assets}"
 pid_file="$state/pid"
 start_timeout="${LOGSTASH_START_TIMEOUT:-180}"
 stop_timeout="${LOGSTASH_STOP_TIMEOUT:-60}"
+start_attempts="${LOGSTASH_START_ATTEMPTS:-5}"
 pipelines=(fin_unificado fin_rejected)
 
 log() { echo "logstash.sh: $*" >&2; }
@@ -105,12 +107,12 @@ start() {
     # docker-compose.yml's entrypoint makes it the same way.
     mkdir -p "$state/data/dead_letter_queue/fin_unificado"
     local attempt
-    for attempt in 1 2 3; do
+    for attempt in $(seq 1 "$start_attempts"); do
         launch "$home" "$java"
         case "$(wait_ready)" in
             ready) return 0 ;;
             api-broken)
-                # Seen with Logstash 8.15.0 here in about half of the starts: the pipelines run but
+                # Seen with Logstash 8.15.0 here in about half of the starts, sometimes several in a row: the pipelines run but
                 # its web server answers every request with an empty reply for the life of the
                 # process (docs/search-stack.md). The compose healthcheck needs the API: restart.
                 log "pipelines running but the monitoring API gives empty replies; restarting (attempt $attempt)"
@@ -119,7 +121,7 @@ start() {
             *) return 1 ;;
         esac
     done
-    log "the monitoring API never answered in 3 starts"
+    log "the monitoring API never answered in $start_attempts starts"
     return 1
 }
 
@@ -149,7 +151,8 @@ launch() {
 # nothing for 20 s since) or failed.
 wait_ready() {
     local started=$SECONDS running_since=""
-    while ! ready; do
+    # The API is asked once the log says both pipelines run.
+    until grep -qs 'Pipelines running {:count=>2' "$state/console.log" && ready; do
         if ! group_pid "$pid_file" >/dev/null; then
             log "Logstash exited during start; last lines of $state/console.log:"
             tail -n 40 "$state/console.log" >&2
@@ -166,7 +169,7 @@ wait_ready() {
         fi
         if [ $((SECONDS - started)) -ge "$start_timeout" ]; then
             log "pipelines not running after $start_timeout s; stopping. Errors in $state/logs:"
-            grep -hE '\]\[(ERROR|FATAL)' "$state"/logs/logstash-plain*.log 2>/dev/null | tail -n 20 >&2 || true
+            grep -hE '\]\[(ERROR|FATAL)' "$state"/logs/logstash-plain*.log 2>/dev/null | tail -n 5 | cut -c1-400 >&2 || true
             stop
             echo failed
             return
