@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from typing import Any
 
 import pytest
 import requests
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from fin_assets.dev import descendants, live_processes
 from fin_assets.simulator.backoff import backoff_delay_s
@@ -317,11 +318,10 @@ def test_a_killed_worker_is_replaced(dev: DevUnderTest):
 
 def test_a_run_failing_at_start_is_replaced_with_growing_backoff(dev: DevUnderTest):
     runs = _both_shards_producing(dev)
-    log = dev.data_dir / LOG_NAME
-    aside = dev.data_dir / "logs_transacciones.aside"
-    # The transactions log's path becomes a folder: every new run fails when it opens it.
-    log.rename(aside)
-    log.mkdir()
+    # The topic turns compacted on the broker: every new run refuses it at start (a compacted
+    # stream loses events), until the policy is set back. (An unwritable transactions log no
+    # longer fails a run: the feed goes on without it.)
+    set_cleanup_policy(dev, "compact")
     try:
         for run in runs.values():
             dev.client().terminate_run(run["runId"])
@@ -335,8 +335,7 @@ def test_a_run_failing_at_start_is_replaced_with_growing_backoff(dev: DevUnderTe
         reasons = dev.skip_reasons()
         assert any("shard 0: backing off after" in reason for reason in reasons), reasons
     finally:
-        shutil.rmtree(log)
-        aside.rename(log)
+        set_cleanup_policy(dev, "delete")
 
     records = _run_records(dev, shard="0", after=runs["0"]["runId"])
     assert [r["status"] for r in records[:4]] == ["FAILURE"] * 4, records
@@ -347,6 +346,15 @@ def test_a_run_failing_at_start_is_replaced_with_growing_backoff(dev: DevUnderTe
         assert wait >= backoff_delay_s(index, BACKOFF_BASE_S, BACKOFF_CAP_S) - 0.5, waits
     # Fixed: the next launch after the backoff runs.
     _both_shards_producing(dev, timeout=120)
+
+
+def set_cleanup_policy(dev: DevUnderTest, policy: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=dev.bootstrap)
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, dev.topic, {"cleanup.policy": policy})
+        admin.alter_configs([resource])
+    finally:
+        admin.close()
 
 
 RUN_TIMES_QUERY = """
