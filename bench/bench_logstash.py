@@ -139,7 +139,8 @@ class Stack:
         answer = self.es("GET", f"{NRT}/_stats/indexing")
         if answer.status_code != 200:
             return 0
-        return answer.json()["_all"]["primaries"]["indexing"]["index_total"]
+        # A just-created index may not list its primaries' stats yet.
+        return answer.json()["_all"]["primaries"].get("indexing", {}).get("index_total", 0)
 
     def documents(self) -> int:
         self.es("POST", f"{NRT}/_refresh")
