@@ -13,10 +13,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -29,18 +28,6 @@ from fin_assets_tests.elasticsearch_fixtures import TEMPLATES_DIR, SecuredElasti
 REPO = Path(__file__).resolve().parent.parent
 LOGSTASH_SCRIPT = REPO / "scripts" / "logstash.sh"
 INDICES = (config.BATCH_INDEX, config.TRANSACTIONS_INDEX)
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25):
-    """Polls `condition` until it returns something truthy (returned); fails naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(every_s)
 
 
 @dataclass

@@ -33,7 +33,8 @@ from fin_assets_tests.logstash_conf import (
     friendly_duration_seconds,
     pipeline_plugins,
 )
-from fin_assets_tests.logstash_fixtures import REPO, wait_until
+from fin_assets_tests.logstash_fixtures import REPO
+from fin_assets_tests.ui_fixtures import wait_until
 
 pytestmark = [pytest.mark.logstash, pytest.mark.kafka, pytest.mark.elasticsearch]
 
