@@ -27,12 +27,12 @@ import dagster as dg  # noqa: E402
 import yaml  # noqa: E402
 from _child_stats import peak_rss_mib  # noqa: E402
 
-from fin_assets.batch.definitions import build_defs  # noqa: E402
-from fin_assets.batch.partitions import range_tags  # noqa: E402
-from fin_assets.batch.schedules import JOB_NAME  # noqa: E402
-from fin_assets.instance import INSTANCE_CONFIG, ensure_instance_config  # noqa: E402
-from fin_assets.resources.alpha_vantage import AlphaVantageResource  # noqa: E402
-from fin_assets.resources.settings import PipelineSettings  # noqa: E402
+from fin_assets.cli.instance import INSTANCE_CONFIG, ensure_instance_config  # noqa: E402
+from fin_assets.defs.batch.definitions import build_defs  # noqa: E402
+from fin_assets.defs.batch.partitions import range_tags  # noqa: E402
+from fin_assets.defs.batch.schedules import JOB_NAME  # noqa: E402
+from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource  # noqa: E402
+from fin_assets.defs.resources.settings import PipelineSettings  # noqa: E402
 
 T_IMPORTED = time.perf_counter()
 

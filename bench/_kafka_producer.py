@@ -3,7 +3,7 @@
 Variants:
 - sim: the product's simulator (EventGenerator -> TransactionLog line -> encode_event ->
   EventDelivery -> kafka-python KafkaProducer from KafkaProducerResource), assembled as
-  `fin_assets.simulator.session.build_simulator` does, except that the producer is created
+  `fin_assets.defs.simulator.session.build_simulator` does, except that the producer is created
   (and has sent one warm-up record) before the clock starts, so that connection set-up is not
   counted as throughput.
 - kafka-python: a bare KafkaProducer, the product's producer settings (acks=all, idempotent),
@@ -39,9 +39,9 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from fin_assets.resources.kafka import KafkaProducerResource  # noqa: E402
-from fin_assets.simulator.events import EventGenerator  # noqa: E402
-from fin_assets.simulator.runner import encode_event  # noqa: E402
+from fin_assets.defs.resources.kafka import KafkaProducerResource  # noqa: E402
+from fin_assets.lib.simulator.events import EventGenerator  # noqa: E402
+from fin_assets.lib.simulator.runner import encode_event  # noqa: E402
 
 POOL = 10_000
 
@@ -151,7 +151,7 @@ def run_kafka_python(args: argparse.Namespace) -> dict:
 
 def generated_records(args: argparse.Namespace):
     """Records made per send, as the simulator makes them (event, optional log line, JSON)."""
-    from fin_assets.simulator.transactions_log import TransactionLog
+    from fin_assets.lib.simulator.transactions_log import TransactionLog
 
     symbols = args.symbols.split(",")
     generator = EventGenerator(
@@ -340,10 +340,10 @@ class ConfluentBackend:
 
 
 def run_sim(args: argparse.Namespace) -> dict:
-    from fin_assets.simulator.delivery import EventDelivery
-    from fin_assets.simulator.prices import start_prices
-    from fin_assets.simulator.runner import Simulator
-    from fin_assets.simulator.transactions_log import TransactionLog
+    from fin_assets.lib.simulator.delivery import EventDelivery
+    from fin_assets.lib.simulator.prices import start_prices
+    from fin_assets.lib.simulator.runner import Simulator
+    from fin_assets.lib.simulator.transactions_log import TransactionLog
 
     kafka = resource(args)
     kafka.ensure_topic()

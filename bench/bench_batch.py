@@ -51,9 +51,9 @@ from _common import (  # noqa: E402
     write_results,
 )
 
-from fin_assets import market_calendar  # noqa: E402
-from fin_assets.alpha_vantage import synthetic  # noqa: E402
-from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState  # noqa: E402
+from fin_assets.lib import market_calendar  # noqa: E402
+from fin_assets.lib.alpha_vantage import synthetic  # noqa: E402
+from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState  # noqa: E402
 
 SYMBOLS = [
     "TSLA", "IBM", "AAPL", "MSFT", "AMZN", "GOOGL", "META", "NVDA", "NFLX", "ORCL", "INTC", "AMD",

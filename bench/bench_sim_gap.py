@@ -36,7 +36,7 @@ import requests  # noqa: E402
 from _common import REPO_DIR, header, load_average, log, write_results  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
-from fin_assets.dev import descendants, live_processes  # noqa: E402
+from fin_assets.cli.dev import descendants, live_processes  # noqa: E402
 
 SENSOR = "transaction_simulator_sensor"
 SELECTOR = {

@@ -1,27 +1,40 @@
-"""The code location: each flow contributes its own Definitions, merged here.
+"""The code location: every flow's definitions under fin_assets/defs/, loaded as one, with what
+every asset gets applied here, in one place: an owner per group, and code references ("View
+source" in the UI: local files, or links into the Git host when FIN_SOURCE_GIT_URL is set).
 
-Only `defs` is a Definitions object at module scope (Dagster's loader insists on one). What
-every asset gets is applied here, in one place: an owner per group, and code references
-("View source" in the UI: local files, or links into the Git host when FIN_SOURCE_GIT_URL is
-set).
+`defs` is what Dagster loads (`dg dev`, `dagster dev`, the code server with
+`-m fin_assets.definitions`); commands call `build_definitions()` once their environment is final.
 """
 
 import warnings
 from pathlib import Path
 
 import dagster as dg
+from dagster_shared.record import replace
 
-from fin_assets import settings
-from fin_assets.batch import definitions as batch
-from fin_assets.resources.settings import settings_from_env
-from fin_assets.search import definitions as search
-from fin_assets.simulator import definitions as simulator
+import fin_assets.defs
+from fin_assets.lib import settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 OWNERS_BY_GROUP = {
     "batch": "team:market-data",
     "near_real_time": "team:trading-stream",
     "search": "team:search",
 }
+
+
+def load_flows() -> dg.Definitions:
+    """Every definitions.py under fin_assets/defs/, merged.
+
+    This is `dg.load_from_defs_folder`'s loader given the defs module itself: that function finds
+    the folder through pyproject.toml's [tool.dg], which an installed wheel (the docker image)
+    does not carry.
+    """
+    tree = dg.ComponentTree.from_module(defs_module=fin_assets.defs, project_root=PROJECT_ROOT)
+    with warnings.catch_warnings():  # the loader's own module scan is marked preview
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return tree.build_defs()
 
 
 def with_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -55,36 +68,23 @@ def with_code_references(assets: list) -> list:
     )
 
 
-def annotated(merged: dg.Definitions) -> dg.Definitions:
+def apply_policies(flows: dg.Definitions) -> dg.Definitions:
     with warnings.catch_warnings():  # code references and spec mapping are marked beta
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _annotated(merged)
+        # A copy with other assets, as Definitions' own map_* methods make it.
+        referenced = replace(flows, assets=with_code_references(list(flows.assets or [])))
+        return referenced.map_asset_specs(func=with_owner)
 
 
-def _annotated(merged: dg.Definitions) -> dg.Definitions:
-    return dg.Definitions(
-        assets=with_code_references(list(merged.assets or [])),
-        asset_checks=merged.asset_checks,
-        jobs=merged.jobs,
-        schedules=merged.schedules,
-        sensors=merged.sensors,
-        resources=merged.resources,
-        executor=merged.executor,
-        loggers=merged.loggers,
-        metadata=merged.metadata,
-    ).map_asset_specs(func=with_owner)
-
-
-# Every step here is small; running a run's steps in its own process, one after the other,
-# saves the few seconds per step that a fresh Python process with dagster and pandas costs.
-defs = annotated(
-    dg.Definitions.merge(
-        dg.Definitions(
-            resources={"settings": settings_from_env()}, executor=dg.in_process_executor
-        ),
-        batch.defs,
-        simulator.defs,
-        search.defs,
+def build_definitions() -> dg.Definitions:
+    # Every step here is small; running a run's steps in its own process, one after the other,
+    # saves the few seconds per step that a fresh Python process with dagster and pandas costs.
+    return apply_policies(
+        dg.Definitions.merge(load_flows(), dg.Definitions(executor=dg.in_process_executor))
     )
-)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

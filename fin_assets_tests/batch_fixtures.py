@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 import dagster as dg
 import pytest
 
-from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState, daily_series_body
-from fin_assets.batch.definitions import build_defs
-from fin_assets.batch.partitions import contiguous_ranges, range_tags
-from fin_assets.batch.schedules import JOB_NAME
-from fin_assets.resources.alpha_vantage import AlphaVantageResource
-from fin_assets.resources.settings import PipelineSettings
+from fin_assets.defs.batch.definitions import build_defs
+from fin_assets.defs.batch.partitions import contiguous_ranges, range_tags
+from fin_assets.defs.batch.schedules import JOB_NAME
+from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState, daily_series_body
 from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 
 SECRET_KEY = "SEKRET9X7Q2LMZ"

@@ -150,7 +150,11 @@ class PrivateNamespace:
         """Bind-mount a host file or folder at a container path under /opt."""
         if not target.startswith("/opt/"):
             raise ValueError(f"{target}: only paths under /opt can be created in the namespace")
-        make = ["mkdir", "-p", target] if source.is_dir() else ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "_", target]  # noqa: E501
+        make = (
+            ["mkdir", "-p", target]
+            if source.is_dir()
+            else ["sh", "-c", 'mkdir -p "$(dirname "$1")" && touch "$1"', "_", target]
+        )  # noqa: E501
         self.run(make)
         self.run(["mount", "--bind", str(source), target])
         if read_only:

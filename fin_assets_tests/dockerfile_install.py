@@ -65,9 +65,7 @@ def parse_dockerfile(text: str) -> list[Instruction]:
 
 
 def expand(value: str, env: dict[str, str]) -> str:
-    return re.sub(
-        r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), value
-    )
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), value)
 
 
 @dataclass

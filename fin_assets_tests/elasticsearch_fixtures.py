@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets import config
-from fin_assets.resources.elasticsearch import (
+from fin_assets.lib import config
+from fin_assets.lib.search.elasticsearch import (
     ElasticsearchClient,
     ElasticsearchError,
     ElasticsearchUnavailable,

@@ -186,9 +186,7 @@ def jruby_jar() -> Path:
     return jar
 
 
-def run_ruby_filters(
-    cases: list[tuple[list[Plugin], dict]], timeout: float = 300
-) -> list[dict]:
+def run_ruby_filters(cases: list[tuple[list[Plugin], dict]], timeout: float = 300) -> list[dict]:
     """Each (ruby filters, event) case: the event through those filters, in order; all cases in
     one JRuby process. Returns the events as the filters left them (with their @metadata)."""
     filters = {f.attrs["id"]: f for chain, _ in cases for f in chain}

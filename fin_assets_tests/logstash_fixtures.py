@@ -22,7 +22,7 @@ import requests
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from fin_assets import config
+from fin_assets.lib import config
 from fin_assets_tests.elasticsearch_fixtures import TEMPLATES_DIR, SecuredElasticsearch, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,5 +213,5 @@ def logstash_stack(
         # Whatever a test did to the node, it runs again for the next module.
         os.killpg(es.node_group(), signal.SIGCONT)
         logstash.stop()
-        if os.environ.get('KEEP_LS') != '1':
+        if os.environ.get("KEEP_LS") != "1":
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -12,8 +12,8 @@ import math
 import re
 from zoneinfo import ZoneInfo
 
-from fin_assets import config
-from fin_assets.batch import validation
+from fin_assets.lib import config
+from fin_assets.lib.batch import validation
 
 # --- shared by both flows --------------------------------------------------------------------
 # The patterns of the ruby checks (`@decimal`, `@integer`), ASCII digits like Ruby's \d. No
@@ -251,4 +251,3 @@ def transaction_document(event: dict) -> tuple[str, dict]:
         notional = round(doc["quantity"] * doc["price"], 2)
         doc["notional"] = -notional if doc.get("side") == "SELL" else notional
     return str(doc["event_id"]), doc
-

@@ -8,12 +8,12 @@ import time
 import pytest
 import requests
 
-from fin_assets import market_calendar
-from fin_assets.alpha_vantage.client import AlphaVantageClient, RequestPacer
-from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause, redact
-from fin_assets.alpha_vantage.responses import classify_error_message, classify_notice
-from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets.resources.alpha_vantage import AlphaVantageResource
+from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
+from fin_assets.lib import market_calendar
+from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, RequestPacer
+from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause, redact
+from fin_assets.lib.alpha_vantage.responses import classify_error_message, classify_notice
+from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 
@@ -164,8 +164,10 @@ def test_empty_key_fails_before_any_request(stand_in):
             "premium_only",
         ),  # noqa: E501
         ("The **demo** API key is for demo purposes only.", "demo_key"),
-        ("Please visit https://www.alphavantage.co/premium/ for a higher API call volume.",
-         "call_volume_limit"),
+        (
+            "Please visit https://www.alphavantage.co/premium/ for a higher API call volume.",
+            "call_volume_limit",
+        ),
         ("This is a premium endpoint. Subscribe to unlock all premium endpoints", "premium_only"),
         ("Something new", "notice"),
     ],
@@ -184,8 +186,10 @@ def test_redact_removes_key_query_parameter_and_echo():
 @pytest.mark.parametrize(
     ("text", "cause"),
     [
-        ("Invalid API call. Please retry or visit the documentation for TIME_SERIES_DAILY.",
-         FailureCause.INVALID_CALL),
+        (
+            "Invalid API call. Please retry or visit the documentation for TIME_SERIES_DAILY.",
+            FailureCause.INVALID_CALL,
+        ),
         ("the parameter apikey is invalid or missing.", FailureCause.INVALID_API_KEY),
         ("Something else went wrong", FailureCause.PROVIDER_ERROR),
     ],

@@ -17,10 +17,10 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from fin_assets.alpha_vantage.client import AlphaVantageClient, parse_retry_after, same_origin
-from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause
-from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.rate_limit import RequestPacer, SharedPacer
+from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, parse_retry_after, same_origin
+from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.rate_limit import RequestPacer, SharedPacer
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 

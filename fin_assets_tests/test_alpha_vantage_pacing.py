@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets import rate_limit
-from fin_assets.alpha_vantage.stand_in import StandInServer, StandInState
+from fin_assets.lib import rate_limit
+from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
 from fin_assets_tests.batch_fixtures import AS_OF, SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 # burst notice fails it instead of being retried away. It waits for "go" so both start at once.
 CHILD = """
 import os, sys
-from fin_assets import rate_limit
-from fin_assets.alpha_vantage.client import AlphaVantageClient
+from fin_assets.lib import rate_limit
+from fin_assets.lib.alpha_vantage.client import AlphaVantageClient
 client = AlphaVantageClient(
     api_key=os.environ["ALPHAVANTAGE_API_KEY"],
     base_url=os.environ["ALPHAVANTAGE_BASE_URL"],

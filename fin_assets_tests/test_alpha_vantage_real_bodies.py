@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets.alpha_vantage.errors import AlphaVantageError, FailureCause
-from fin_assets.alpha_vantage.responses import ROW_FIELDS
+from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
+from fin_assets.lib.alpha_vantage.responses import ROW_FIELDS
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 from fin_assets_tests.test_alpha_vantage_hostile import LocalHTTPServer, client_for
 

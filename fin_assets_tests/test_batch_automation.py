@@ -8,12 +8,12 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from fin_assets.batch.alerts import WEBHOOK_ENV, build_failure_sensor, is_batch_run
-from fin_assets.batch.definitions import build_defs
-from fin_assets.batch.schedules import schedule_decision
-from fin_assets.config import CSV_COLUMNS
-from fin_assets.resources.alpha_vantage import AlphaVantageResource
-from fin_assets.resources.settings import PipelineSettings
+from fin_assets.defs.batch.alerts import WEBHOOK_ENV, build_failure_sensor, is_batch_run
+from fin_assets.defs.batch.definitions import build_defs
+from fin_assets.defs.batch.schedules import schedule_decision
+from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.lib.config import CSV_COLUMNS
 from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
 
 THANKSGIVING = dt.date(2026, 11, 26)

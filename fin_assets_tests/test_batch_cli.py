@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fin_assets.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from fin_assets.batch.partitions import symbol_partitions
+from fin_assets.defs.batch.partitions import symbol_partitions
 
 MATERIALIZED, FAILED = AssetPartitionStatus.MATERIALIZED, AssetPartitionStatus.FAILED
 NEXT_WEEK = dt.date(2026, 10, 12)

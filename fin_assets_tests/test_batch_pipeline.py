@@ -9,9 +9,9 @@ import re
 import dagster as dg
 import pandas as pd
 
-from fin_assets import market_calendar
-from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.config import CSV_COLUMNS
+from fin_assets.lib import market_calendar
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.config import CSV_COLUMNS
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

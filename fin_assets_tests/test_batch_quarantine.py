@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from fin_assets.batch.partitions import symbol_partitions
+from fin_assets.defs.batch.partitions import symbol_partitions
 from fin_assets_tests.batch_fixtures import REAL_AV
 
 MATERIALIZED, FAILED = AssetPartitionStatus.MATERIALIZED, AssetPartitionStatus.FAILED

@@ -14,9 +14,9 @@ import yaml
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.instance.ref import InstanceRef
 
-from fin_assets.batch.recovery import dead_run_sensor
-from fin_assets.batch.schedules import JOB_NAME
-from fin_assets.instance import instance_config, release_dead_runs
+from fin_assets.cli.instance import instance_config
+from fin_assets.defs.batch.recovery import dead_run_sensor, release_dead_runs
+from fin_assets.defs.batch.schedules import JOB_NAME
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,9 +5,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from fin_assets import market_calendar
-from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.batch import checks, prices, validation
+from fin_assets.defs.batch import checks
+from fin_assets.lib import market_calendar
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.batch import prices, validation
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -111,7 +112,7 @@ def test_last_closed_session_depends_on_new_york_time():
 
 
 def test_batched_log_sends_the_first_line_at_once_then_groups_lines():
-    from fin_assets.batch.formatting import BatchedLog
+    from fin_assets.defs.batch.formatting import BatchedLog
 
     sent: list[str] = []
     log = BatchedLog(sent.append, interval_s=3600)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from fin_assets.batch.prices import write_atomically
+from fin_assets.lib.batch.prices import write_atomically
 from fin_assets_tests.batch_fixtures import SECRET_KEY
 
 

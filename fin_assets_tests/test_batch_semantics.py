@@ -19,11 +19,12 @@ import pandas as pd
 import pytest
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from fin_assets import market_calendar
-from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.batch import checks, prices, validation
-from fin_assets.batch.partitions import range_tags
-from fin_assets.batch.schedules import JOB_NAME
+from fin_assets.defs.batch import checks
+from fin_assets.defs.batch.partitions import range_tags
+from fin_assets.defs.batch.schedules import JOB_NAME
+from fin_assets.lib import market_calendar
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.batch import prices, validation
 from fin_assets_tests.batch_fixtures import AS_OF, REAL_AV
 from fin_assets_tests.test_batch_quarantine import failure_text, partition_bar
 

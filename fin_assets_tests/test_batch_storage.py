@@ -6,9 +6,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from fin_assets.alpha_vantage.stand_in import daily_series_body
-from fin_assets.batch import prices, storage
-from fin_assets.symbols import InvalidSymbolError
+from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
+from fin_assets.lib.batch import prices, storage
+from fin_assets.lib.symbols import InvalidSymbolError
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_assets.batch.partitions import range_tags
+from fin_assets.defs.batch.partitions import range_tags
 from fin_assets_tests.container_namespace import pids_in_namespace
 from fin_assets_tests.dagster_stack_fixtures import ARTIFACTS, DagsterStack
 from fin_assets_tests.kafka_fixtures import read_topic

@@ -18,7 +18,7 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 from dagster_postgres.utils import pg_url_from_config
 
-from fin_assets.instance import INSTANCE_CONFIG
+from fin_assets.cli.instance import INSTANCE_CONFIG
 from fin_assets_tests.compose_file import DOCKER, REPO, env_file_from_example, resolve, start_order
 from fin_assets_tests.dockerfile_install import parse_dockerfile, placements, read_recipe
 
@@ -79,7 +79,7 @@ def _agreeing_keys(config: dict) -> dict:
 
 def test_docker_instance_agrees_with_the_local_instance():
     """Pools, the simulator's per-shard guard and run monitoring: the same in docker as in
-    fin_assets/instance.py (which `fin-assets dev` and `fin-assets batch` write)."""
+    fin_assets/cli/instance.py (which `fin-assets dev` and `fin-assets batch` write)."""
     local = yaml.safe_load(INSTANCE_CONFIG)
     docker = yaml.safe_load(INSTANCE_FILE.read_text())
     assert _agreeing_keys(docker) == _agreeing_keys(local)
@@ -101,9 +101,7 @@ def test_dagster_state_lives_in_postgres_and_on_a_shared_volume(services: dict):
     for name in dagster - {"alpha-vantage-stand-in"}:
         volumes = [v for v in services[name]["volumes"] if v["type"] == "volume"]
         for state_dir in state_dirs:
-            covering = [
-                v for v in volumes if PurePosixPath(state_dir).is_relative_to(v["target"])
-            ]
+            covering = [v for v in volumes if PurePosixPath(state_dir).is_relative_to(v["target"])]
             assert covering, f"{name}: {state_dir} is not on a named volume"
             assert not covering[0].get("read_only"), f"{name}: {state_dir} is read-only"
     recipe = read_recipe(DOCKER / "Dockerfile")
@@ -166,9 +164,10 @@ def test_services_start_in_compose_order(services: dict):
     (location,) = workspace["load_from"]
     code_server_command = services["dagster-code-server"]["command"]
     assert location["grpc_server"]["host"] == "dagster-code-server"
-    assert str(location["grpc_server"]["port"]) == code_server_command[
-        code_server_command.index("-p") + 1
-    ]
+    assert (
+        str(location["grpc_server"]["port"])
+        == code_server_command[code_server_command.index("-p") + 1]
+    )
 
 
 def test_dockerfile_installs_with_the_pins():
@@ -189,15 +188,19 @@ def test_dockerfile_installs_with_the_pins():
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
     for copy in recipe.copies:
         for source in copy.sources:
-            assert f"!{source}" in ignore or f"!{source}/**" in ignore or any(
-                line.startswith("!") and line.endswith("/**") and source.startswith(line[1:-2])
-                for line in ignore
+            assert (
+                f"!{source}" in ignore
+                or f"!{source}/**" in ignore
+                or any(
+                    line.startswith("!") and line.endswith("/**") and source.startswith(line[1:-2])
+                    for line in ignore
+                )
             ), f"{source} is excluded from the build context by Dockerfile.dockerignore"
 
 
 def test_dockerfile_parser_joins_continuations_and_names_lines():
     instructions = parse_dockerfile(
-        "# comment\nFROM python:3.11-slim\nRUN pip install a \\\n    # inside\n    b\nCMD [\"x\"]\n"
+        '# comment\nFROM python:3.11-slim\nRUN pip install a \\\n    # inside\n    b\nCMD ["x"]\n'
     )
     assert [(i.keyword, i.value, i.line) for i in instructions] == [
         ("FROM", "python:3.11-slim", 2),

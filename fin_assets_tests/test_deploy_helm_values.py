@@ -73,11 +73,7 @@ def _candidates(root: dict, schema: dict, value) -> list[dict]:
     found = [schema]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            found = [
-                alt
-                for sub in schema[key]
-                for alt in _candidates(root, sub, value)
-            ]
+            found = [alt for sub in schema[key] for alt in _candidates(root, sub, value)]
             found.append({k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")})
     for sub in schema.get("allOf", []):
         found.extend(_candidates(root, sub, value))

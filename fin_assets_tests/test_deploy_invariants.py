@@ -1,8 +1,8 @@
 """Every YAML under deploy/ parses, and the files agree with each other and with the code:
 topic partitions >= simulator shards and >= Logstash consumers, replication factor 3 and
 min.insync.replicas 2, three master-eligible Elasticsearch nodes, the topic / index names of
-fin_assets/config.py, the index templates and roles of logstash/ and docker/setup/, and the
-concurrency limits of fin_assets/instance.py. Each check is also run on a broken copy."""
+fin_assets/lib/config.py, the index templates and roles of logstash/ and docker/setup/, and the
+concurrency limits of fin_assets/cli/instance.py. Each check is also run on a broken copy."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_assets import config, instance
-from fin_assets.resources.kafka import topic_config_problems
+from fin_assets.cli import instance
+from fin_assets.defs.resources.kafka import topic_config_problems
+from fin_assets.lib import config
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -77,6 +78,7 @@ def kafka_problems(manifests: dict, values: dict, pipeline_text: str) -> list[st
     cluster = kafka["metadata"]["name"]
     if "zookeeper" in kafka["spec"]:
         problems.append("Kafka: ZooKeeper configured, KRaft expected")
+
     def of_cluster(kind: str) -> list[dict]:
         return [
             item
@@ -162,7 +164,7 @@ def kafka_problems(manifests: dict, values: dict, pipeline_text: str) -> list[st
         if not servers.startswith(bootstrap):
             problems.append(f"{where}: KAFKA_BOOTSTRAP_SERVERS is not the {cluster} bootstrap")
     if _env(logstash)["FIN_KAFKA_TOPIC"] != config.DEFAULT_KAFKA_TOPIC:
-        problems.append("Logstash: FIN_KAFKA_TOPIC differs from fin_assets/config.py")
+        problems.append("Logstash: FIN_KAFKA_TOPIC differs from fin_assets/lib/config.py")
     return problems
 
 
@@ -235,7 +237,7 @@ def elasticsearch_problems(manifests: dict, values: dict) -> list[str]:
 
 
 def dagster_problems(values: dict) -> list[str]:
-    """The chart's concurrency block and run queue say what fin_assets/instance.py says."""
+    """The chart's concurrency block and run queue say what fin_assets/cli/instance.py says."""
     problems = []
     local = yaml.safe_load(instance.INSTANCE_CONFIG)
     docker = yaml.safe_load((REPO / "docker" / "dagster" / "dagster.yaml").read_text())
@@ -243,10 +245,12 @@ def dagster_problems(values: dict) -> list[str]:
     if not chart.get("enabled"):
         problems.append("Helm values: concurrency block disabled")
     if chart["pools"] != camel_keys(local["concurrency"]["pools"]):
-        problems.append("Helm values: concurrency.pools differ from fin_assets/instance.py")
+        problems.append("Helm values: concurrency.pools differ from fin_assets/cli/instance.py")
     limits = camel_keys(local["concurrency"]["runs"]["tag_concurrency_limits"])
     if chart["runs"]["tagConcurrencyLimits"] != limits:
-        problems.append("Helm values: tag concurrency limits differ from fin_assets/instance.py")
+        problems.append(
+            "Helm values: tag concurrency limits differ from fin_assets/cli/instance.py"
+        )
     docker_runs = docker["concurrency"]["runs"]
     if chart["runs"].get("maxConcurrentRuns") != docker_runs["max_concurrent_runs"]:
         problems.append("Helm values: maxConcurrentRuns differs from docker/dagster/dagster.yaml")
@@ -344,9 +348,10 @@ def logstash_kafka_security_problems(manifests: dict, pipeline_text: str) -> lis
                 for acl in user["spec"]["authorization"]["acls"]
                 if "Read" in acl["operations"]
             }
-            group = env.get("LOGSTASH_KAFKA_GROUP_ID") or re.search(
-                r'group_id => "\$\{LOGSTASH_KAFKA_GROUP_ID:([^}]*)\}"', kafka_input
-            )[1]
+            group = (
+                env.get("LOGSTASH_KAFKA_GROUP_ID")
+                or re.search(r'group_id => "\$\{LOGSTASH_KAFKA_GROUP_ID:([^}]*)\}"', kafka_input)[1]
+            )
             for resource in (("topic", env["FIN_KAFKA_TOPIC"]), ("group", group)):
                 if resource not in reads:
                     problems.append(f"KafkaUser {user['metadata']['name']}: cannot read {resource}")
@@ -359,9 +364,7 @@ def logstash_kafka_security_problems(manifests: dict, pipeline_text: str) -> lis
         secret_volumes = {
             v["name"] for v in logstash["spec"]["podTemplate"]["spec"]["volumes"] if "secret" in v
         }
-        mounted = [
-            m["mountPath"] for m in container["volumeMounts"] if m["name"] in secret_volumes
-        ]
+        mounted = [m["mountPath"] for m in container["volumeMounts"] if m["name"] in secret_volumes]
         if not any(location.startswith(path.rstrip("/") + "/") for path in mounted):
             problems.append("Logstash: KAFKA_SSL_TRUSTSTORE_LOCATION is on no mounted Secret")
     return problems
@@ -421,7 +424,7 @@ def test_deploy_files_agree(current):
 
 
 def test_consumer_threads_read_from_the_pipeline():
-    assert kafka_input_consumer_threads("input {\n  kafka {\n    topics => [\"t\"]\n  }\n}") == 1
+    assert kafka_input_consumer_threads('input {\n  kafka {\n    topics => ["t"]\n  }\n}') == 1
     text = "input {\n  kafka {\n    consumer_threads => 4\n  }\n}"
     assert kafka_input_consumer_threads(text) == 4
 
@@ -509,9 +512,7 @@ BREAKS: dict[str, tuple[Callable, str]] = {
         "concurrency.pools differ",
     ),
     "data volume not shared": (
-        lambda m, v, p: m["PersistentVolumeClaim"][0]["spec"].update(
-            accessModes=["ReadWriteOnce"]
-        ),
+        lambda m, v, p: m["PersistentVolumeClaim"][0]["spec"].update(accessModes=["ReadWriteOnce"]),
         "fin-assets-data: not ReadWriteMany",
     ),
     "pipeline path outside the mounted files": (

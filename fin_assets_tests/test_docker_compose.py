@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_assets import config
+from fin_assets.lib import config
 from fin_assets_tests.compose_file import COMPOSE_BIN, COMPOSE_FILE, DOCKER, compose_config
 from fin_assets_tests.logstash_conf import PIPELINE_PATH, REPO, TEMPLATES_DIR
 

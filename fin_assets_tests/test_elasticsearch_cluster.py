@@ -15,15 +15,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from fin_assets import config
-from fin_assets.resources.elasticsearch import (
-    ElasticsearchClient,
-    ElasticsearchError,
-    ElasticsearchResource,
-)
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.search.checks import finanzas_batch_matches_csv
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.search.checks import finanzas_batch_matches_csv
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib import config
+from fin_assets.lib.search.elasticsearch import ElasticsearchClient, ElasticsearchError
 from fin_assets_tests.elasticsearch_fixtures import ElasticsearchCluster, install_templates
 from fin_assets_tests.test_search_elasticsearch import index_like_logstash, price_frame, write_csv
 
@@ -84,9 +81,7 @@ def test_cluster_survives_losing_its_elected_master(
     index_like_logstash(client, write_csv(tmp_path, price_frame()))
     # The templates keep one copy (single node); a cluster needs a replica to lose a node.
     client.request("PUT", f"{config.BATCH_INDEX}/_settings", {"index": {"number_of_replicas": 1}})
-    client.request(
-        "GET", "_cluster/health", params={"wait_for_status": "green", "timeout": "120s"}
-    )
+    client.request("GET", "_cluster/health", params={"wait_for_status": "green", "timeout": "120s"})
     assert client.health() == "green"
 
     master = elected_master_port(client)

@@ -17,15 +17,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from fin_assets import config
-from fin_assets.resources.elasticsearch import (
-    ElasticsearchAuthError,
-    ElasticsearchClient,
-    elasticsearch_from_env,
-)
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.search.checks import finanzas_batch_matches_csv
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.defs.resources.elasticsearch import elasticsearch_from_env
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.search.checks import finanzas_batch_matches_csv
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib import config
+from fin_assets.lib.search.elasticsearch import ElasticsearchAuthError, ElasticsearchClient
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.elasticsearch_fixtures import (
     REPO,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets.file_store import DataFolder, StoredFileError
+from fin_assets.lib.file_store import DataFolder, StoredFileError
 
 OUTSIDE = b"outside the data folder: must stay as it is\n"
 
@@ -252,19 +252,14 @@ class TestLogsAreNeverOpenedThroughALink:
 
 # -- the other readers of the data folder go through the store ------------------------------
 
-CSV_TEXT = (
-    "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n"
-    "2026-05-05,TSLA,1,1,1,260.25,10\n"
-)
+CSV_TEXT = "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n2026-05-05,TSLA,1,1,1,260.25,10\n"
 
 
 @pytest.mark.parametrize("how", ["symlink_outside", "fifo", "directory"])
-def test_simulator_start_prices_never_read_a_csv_that_is_not_a_file_inside(
-    data, tmp_path, how
-):
+def test_simulator_start_prices_never_read_a_csv_that_is_not_a_file_inside(data, tmp_path, how):
     """A link out of the folder is not read (its prices would seed the feed), a FIFO does
     not hang the start, a directory is named; the feed starts from the default price."""
-    from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
+    from fin_assets.lib.simulator.prices import DEFAULT_START_PRICE, start_prices
 
     outside = tmp_path / "outside.csv"
     outside.write_text(CSV_TEXT)
@@ -281,7 +276,7 @@ def test_simulator_start_prices_never_read_a_csv_that_is_not_a_file_inside(
 
 
 def test_the_search_check_never_reads_a_csv_linked_out_of_the_folder(data, tmp_path):
-    from fin_assets.search.reconcile import summarise_csv
+    from fin_assets.lib.search.reconcile import summarise_csv
 
     outside = tmp_path / "outside.csv"
     outside.write_text(CSV_TEXT)

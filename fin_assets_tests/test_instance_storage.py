@@ -13,8 +13,8 @@ from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._core.storage.runs import SqliteRunStorage
 
-from fin_assets.instance import ensure_instance_config
-from fin_assets.sqlite_storage import PatientSqliteRunStorage, PatientSqliteScheduleStorage
+from fin_assets.cli.instance import ensure_instance_config
+from fin_assets.cli.sqlite_storage import PatientSqliteRunStorage, PatientSqliteScheduleStorage
 
 HOLD_S = 7.0  # longer than pysqlite's 5 s default, well inside the 30 s the storage waits
 

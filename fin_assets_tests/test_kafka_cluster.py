@@ -19,11 +19,11 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from fin_assets.resources.kafka import KafkaProducerResource, kafka_from_env
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.simulator.runner import Simulator
-from fin_assets.simulator.session import build_simulator
-from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets.defs.resources.kafka import KafkaProducerResource, kafka_from_env
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.simulator.session import build_simulator
+from fin_assets.lib.simulator.runner import Simulator
+from fin_assets.lib.simulator.transactions_log import read_event_ids
 from fin_assets_tests.kafka_fixtures import LocalCluster, group_alive, read_topic, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]

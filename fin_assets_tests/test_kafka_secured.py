@@ -19,15 +19,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fin_assets.resources.kafka import KafkaProducerResource
-from fin_assets.resources.kafka_security import (
+from fin_assets.defs.resources.kafka import KafkaProducerResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.simulator.session import build_simulator
+from fin_assets.lib.kafka_security import (
     KafkaAuthenticationError,
     KafkaSecurityConfigError,
     check_security_settings,
 )
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.simulator.session import build_simulator
-from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets.lib.simulator.transactions_log import read_event_ids
 from fin_assets_tests.kafka_fixtures import (
     SecuredKafka,
     make_test_certificates,
@@ -277,7 +277,7 @@ def test_password_stays_out_of_kafka_debug_logs():
 def test_unusable_security_settings_fail_the_run_at_once(tmp_path):
     """Through Dagster: the kafka resource's setup names the missing variable; the simulator
     never starts (no retry loop against a connection that cannot work)."""
-    from fin_assets.simulator.job import run_config, transaction_simulator_job
+    from fin_assets.defs.simulator.job import run_config, transaction_simulator_job
 
     result = transaction_simulator_job.execute_in_process(
         run_config=run_config(duration_s=30, rate_per_s=5),

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from fin_assets import config
-from fin_assets.batch.prices import to_csv_text
+from fin_assets.lib import config
+from fin_assets.lib.batch.prices import to_csv_text
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.kafka_fixtures import read_topic
 from fin_assets_tests.logstash_conf import (

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from lscl.lang import LsclEqualTo, LsclSelector
 
-from fin_assets import config
+from fin_assets.lib import config
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.logstash_conf import (
     REPO,
@@ -22,7 +22,7 @@ from fin_assets_tests.logstash_conf import (
     sprintf,
 )
 
-SCHEMA = json.loads((REPO / "fin_assets" / "simulator" / "event.schema.json").read_text())
+SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 
 SAMPLE_EVENTS = [
     {
@@ -285,7 +285,7 @@ def test_transaction_template_covers_schema_and_derived_fields():
 
 def simulator_events(count: int) -> list[dict]:
     """Events from the simulator's own generator, so field drift on its side is caught here."""
-    events = pytest.importorskip("fin_assets.simulator.events")
+    events = pytest.importorskip("fin_assets.lib.simulator.events")
     generator = events.EventGenerator(["TSLA", "IBM"], {"TSLA": 220.0, "IBM": 150.0}, "t", seed=7)
     return [generator.next_event() for _ in range(count)]
 

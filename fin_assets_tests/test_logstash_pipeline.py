@@ -14,9 +14,9 @@ from lscl.errors import DecodeError
 from lscl.lang import LsclEqualTo, LsclIn, LsclNotIn, LsclOr, LsclSelector
 from lscl.parser import parse_lscl
 
-from fin_assets import config
-from fin_assets.search import assets as search_assets
-from fin_assets.search.observation import OBSERVED_INDICES
+from fin_assets.defs.search import assets as search_assets
+from fin_assets.lib import config
+from fin_assets.lib.search.observation import OBSERVED_INDICES
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.logstash_conf import (
     DEAD_LETTER_PATH,
@@ -34,7 +34,7 @@ from fin_assets_tests.logstash_conf import (
     sprintf_fields,
 )
 
-SCHEMA = json.loads((REPO / "fin_assets" / "simulator" / "event.schema.json").read_text())
+SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")

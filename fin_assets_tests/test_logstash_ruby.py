@@ -12,9 +12,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from fin_assets import config
-from fin_assets.batch import validation
-from fin_assets.batch.prices import to_csv_text
+from fin_assets.lib import config
+from fin_assets.lib.batch import validation
+from fin_assets.lib.batch.prices import to_csv_text
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.logstash_conf import (
     DEAD_LETTER_PATH,
@@ -45,7 +45,8 @@ MALFORMED_LINES = [
 ]
 
 # Syntactically valid rows on each side of every value rule the batch applies to a row
-# (fin_assets/batch/validation.py). Expected verdicts come from the batch's own rules, run below.
+# (fin_assets/lib/batch/validation.py). Expected verdicts come from the batch's own rules, run
+# below.
 VALUE_RULE_LINES = [
     "2026-10-05,TSLA,-650.0,225.75,218.0,222.3,81234567",  # negative price
     "2026-10-05,TSLA,0,0,0,0,0",  # zero prices
@@ -185,14 +186,14 @@ def test_a_check_that_raises_still_rejects(outcome):
     assert event["tags"] == ["_rubyexception"]
     # The place comes first: the file and the raw line (no columns could be read).
     assert event["rejection"]["reason"] == (
-        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_rubyexception"]}'
+        f"{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS['_rubyexception']}"
     )
     assert "MalformedCSVError" in event["@metadata"]["ruby_exception"]
     # In Logstash the csv filter tags that line first, and the row check leaves it alone.
     event = outcome["csv filter failed"]
     assert event["tags"] == ["_csvparsefailure"]
     assert event["rejection"]["reason"] == (
-        f'{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS["_csvparsefailure"]}'
+        f"{CSV_PATH}, line {json.dumps(UNPARSABLE)}: {mirror.REJECTION_REASONS['_csvparsefailure']}"
     )
 
 
@@ -232,8 +233,9 @@ def test_tags_that_are_not_failures_are_not_rejected(outcome):
 
 
 def test_an_unknown_event_type_is_rejected(outcome):
-    assert outcome["unknown type only"]["rejection"]["reason"] == (
-        mirror.REJECTION_REASONS["_unknown_event_type"]
+    assert (
+        outcome["unknown type only"]["rejection"]["reason"]
+        == (mirror.REJECTION_REASONS["_unknown_event_type"])
     )
 
 

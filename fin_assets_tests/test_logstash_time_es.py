@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fin_assets import config
-from fin_assets.resources.elasticsearch import ElasticsearchClient
+from fin_assets.lib import config
+from fin_assets.lib.search.elasticsearch import ElasticsearchClient
 from fin_assets_tests import search_pipeline_mirror as mirror
 
 pytestmark = pytest.mark.elasticsearch

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import exchange_calendars
 import pytest
 
-from fin_assets import market_calendar
-from fin_assets.market_calendar import Exchange
+from fin_assets.lib import market_calendar
+from fin_assets.lib.market_calendar import Exchange
 
 REAL_AV = Path(__file__).resolve().parents[2] / "shared" / "real_av"
 UTC = dt.UTC

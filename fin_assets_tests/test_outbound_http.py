@@ -16,15 +16,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fin_assets.alpha_vantage.client import AlphaVantageClient
-from fin_assets.alpha_vantage.errors import AlphaVantageError
-from fin_assets.batch.alerts import failure_payload, post_alert
-from fin_assets.outbound_http import excerpt, redact, secret_forms, url_secrets
-from fin_assets.rate_limit import RequestPacer
-from fin_assets.resources.elasticsearch import ElasticsearchResource
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.search.checks import finanzas_batch_matches_csv
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.defs.batch.alerts import failure_payload, post_alert
+from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.search.checks import finanzas_batch_matches_csv
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib.alpha_vantage.client import AlphaVantageClient
+from fin_assets.lib.alpha_vantage.errors import AlphaVantageError
+from fin_assets.lib.outbound_http import excerpt, redact, secret_forms, url_secrets
+from fin_assets.lib.rate_limit import RequestPacer
 from fin_assets_tests.hostile_http import (
     HostileServer,
     dribble,

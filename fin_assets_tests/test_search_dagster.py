@@ -5,22 +5,21 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from fin_assets import config
-from fin_assets.definitions import defs as top_defs
-from fin_assets.resources.elasticsearch import (
+from fin_assets.definitions import build_definitions
+from fin_assets.defs.resources.elasticsearch import ElasticsearchResource, elasticsearch_from_env
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.search.assets import SEARCH_ASSETS
+from fin_assets.defs.search.checks import finanzas_batch_matches_csv
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib import config
+from fin_assets.lib.search.elasticsearch import (
     ElasticsearchClient,
-    ElasticsearchResource,
     ElasticsearchUnavailable,
     SymbolSummary,
-    elasticsearch_from_env,
     split_credentials,
 )
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.search.checks import finanzas_batch_matches_csv
-from fin_assets.search.definitions import defs as search_defs
-from fin_assets.search.observation import IndexState, parse_cursor
-from fin_assets.search.reconcile import compare, differences_markdown
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib.search.observation import IndexState, parse_cursor
+from fin_assets.lib.search.reconcile import compare, differences_markdown
 from fin_assets_tests.elastic_recording_server import (
     elasticsearch_answer,
     not_elasticsearch_answer,
@@ -33,8 +32,9 @@ SECRET = "s3cr3t-Pa55"
 @pytest.fixture(scope="module")
 def merged() -> dg.Definitions:
     """The code location's Definitions, which merge the search flow's in."""
+    top_defs = build_definitions()
     keys = set(top_defs.resolve_asset_graph().get_all_asset_keys())
-    assert {spec.key for spec in search_defs.assets} <= keys
+    assert {spec.key for spec in SEARCH_ASSETS} <= keys
     return top_defs
 
 

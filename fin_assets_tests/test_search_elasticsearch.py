@@ -10,13 +10,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from fin_assets import config
-from fin_assets.batch.prices import to_csv_text, write_atomically
-from fin_assets.resources.elasticsearch import ElasticsearchClient, ElasticsearchResource
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.search.assets import SEARCH_ASSETS
-from fin_assets.search.checks import finanzas_batch_matches_csv
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.search.assets import SEARCH_ASSETS
+from fin_assets.defs.search.checks import finanzas_batch_matches_csv
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
+from fin_assets.lib import config
+from fin_assets.lib.batch.prices import to_csv_text, write_atomically
+from fin_assets.lib.search.elasticsearch import ElasticsearchClient
 from fin_assets_tests import search_pipeline_mirror as mirror
 from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
 

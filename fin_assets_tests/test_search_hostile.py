@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import dagster as dg
 import pytest
 
-from fin_assets.resources.elasticsearch import ElasticsearchResource
-from fin_assets.search.sensors import elasticsearch_observation_sensor
+from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
+from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets_tests.hostile_http import HostileHandler, HostileServer, head, leaked
 
 PASSWORD = "Pw7Hq2Xz9Lk4Mn6B"
@@ -121,8 +121,8 @@ SUMMARY_CASES = {
 
 @pytest.mark.parametrize("body", SUMMARY_CASES.values(), ids=SUMMARY_CASES.keys())
 def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
-    from fin_assets.resources.settings import PipelineSettings
-    from fin_assets.search.checks import finanzas_batch_matches_csv
+    from fin_assets.defs.resources.settings import PipelineSettings
+    from fin_assets.defs.search.checks import finanzas_batch_matches_csv
     from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
 
     write_csv(tmp_path, price_frame())
@@ -138,7 +138,7 @@ def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
 def test_a_tick_ends_within_its_budget_when_every_answer_is_slow(monkeypatch):
     """Each answer comes 1.5 s late, inside the 3 s request deadline: four of them would take
     6 s, but the tick's budget (2.5 s here, 40 s in production) ends it."""
-    from fin_assets.search import sensors
+    from fin_assets.defs.search import sensors
 
     def late(handler: HostileHandler) -> None:
         time.sleep(1.5)

@@ -1,4 +1,4 @@
-"""One settings object (fin_assets/settings.py): every variable validated in one place with one
+"""One settings object (fin_assets/lib/settings.py): every variable validated in one place with one
 error style, nothing else reading the environment, and a bad value in one flow's settings never
 stopping another flow."""
 
@@ -15,12 +15,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from fin_assets import settings
-from fin_assets.resources.alpha_vantage import AlphaVantageResource, alpha_vantage_from_env
-from fin_assets.resources.elasticsearch import elasticsearch_from_env
-from fin_assets.resources.kafka import KafkaProducerResource, kafka_from_env
-from fin_assets.resources.settings import PipelineSettings, settings_from_env
-from fin_assets.simulator.job import transaction_simulator_job
+from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource, alpha_vantage_from_env
+from fin_assets.defs.resources.elasticsearch import elasticsearch_from_env
+from fin_assets.defs.resources.kafka import KafkaProducerResource, kafka_from_env
+from fin_assets.defs.resources.settings import PipelineSettings, settings_from_env
+from fin_assets.defs.simulator.job import transaction_simulator_job
+from fin_assets.lib import settings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fin_assets"
 
@@ -179,15 +179,15 @@ def environment_reads(path: Path) -> list[str]:
 
 def test_only_the_settings_module_reads_the_environment():
     modules = sorted(PACKAGE.rglob("*.py"))
-    assert PACKAGE / "settings.py" in modules and len(modules) > 40
+    assert PACKAGE / "lib/settings.py" in modules and len(modules) > 40
     offenders = [
         hit
         for module in modules
-        if module != PACKAGE / "settings.py"
+        if module != PACKAGE / "lib/settings.py"
         for hit in environment_reads(module)
     ]
     assert offenders == []
-    assert environment_reads(PACKAGE / "settings.py")  # the check does see reads
+    assert environment_reads(PACKAGE / "lib/settings.py")  # the check does see reads
 
 
 # --- secrets stay EnvVars in the UI ---------------------------------------------------------
@@ -297,8 +297,10 @@ def fin_assets_env(tmp_path: Path, **variables: str) -> dict[str, str]:
 LOAD_AND_TICK = """
 import json
 import dagster as dg
-from fin_assets.definitions import defs
-from fin_assets.resources.settings import PipelineSettings
+from fin_assets.definitions import build_definitions
+from fin_assets.defs.resources.settings import PipelineSettings
+
+defs = build_definitions()
 
 outcome = {"jobs": sorted(job.name for job in defs.jobs)}
 sensor = defs.resolve_sensor_def("transaction_simulator_sensor")
@@ -406,7 +408,7 @@ def test_a_bad_webhook_url_fails_the_alert_tick_naming_it_not_its_token(
 ):
     from dagster._core.events import DagsterEventType
 
-    from fin_assets.batch.alerts import build_failure_sensor
+    from fin_assets.defs.batch.alerts import build_failure_sensor
 
     stand_in.queue("IBM", "daily_quota")
     result = batch.run()
@@ -430,9 +432,7 @@ def test_a_bad_webhook_url_fails_the_alert_tick_naming_it_not_its_token(
     ("variable", "value"),
     [("FIN_KAFKA_PARTITIONS", NOT_ASCII), ("KAFKA_BOOTSTRAP_SERVERS", "kafka:99999")],
 )
-def test_simulate_refuses_a_bad_kafka_setting_by_name_before_connecting(
-    tmp_path, variable, value
-):
+def test_simulate_refuses_a_bad_kafka_setting_by_name_before_connecting(tmp_path, variable, value):
     done = subprocess.run(
         [sys.executable, "-m", "fin_assets.cli", "simulate", "--duration", "30"],
         env=fin_assets_env(tmp_path, **{variable: value}),

@@ -209,8 +209,9 @@ def setup_run(tmp_path_factory) -> SetupRun:
     assert certs.returncode == 0, certs.stderr
 
     environment = service_environment("setup", passwords)
-    es_url, kibana_url = urlsplit(environment["ELASTICSEARCH_URL"]), urlsplit(
-        environment["KIBANA_URL"]
+    es_url, kibana_url = (
+        urlsplit(environment["ELASTICSEARCH_URL"]),
+        urlsplit(environment["KIBANA_URL"]),
     )
     record, ready = base / "requests.jsonl", base / "server-ready"
     server = [
@@ -349,8 +350,9 @@ def test_templates_setup_sends_install_on_a_secured_elasticsearch(
             expected = json.loads(template.read_text())
             assert entry["index_template"]["index_patterns"] == expected["index_patterns"]
             mappings = entry["index_template"]["template"]["mappings"]
-            assert mappings["properties"].keys() == expected["template"]["mappings"][
-                "properties"
-            ].keys()
+            assert (
+                mappings["properties"].keys()
+                == expected["template"]["mappings"]["properties"].keys()
+            )
     finally:
         client.close()

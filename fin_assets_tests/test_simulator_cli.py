@@ -8,11 +8,11 @@ import threading
 import pytest
 
 from fin_assets.cli import main
-from fin_assets.resources.kafka import KafkaProducerResource
-from fin_assets.simulator.delivery import EventDelivery
-from fin_assets.simulator.events import EventGenerator
-from fin_assets.simulator.runner import SimulationSummary, Simulator
-from fin_assets.simulator.transactions_log import TransactionLog
+from fin_assets.defs.resources.kafka import KafkaProducerResource
+from fin_assets.lib.simulator.delivery import EventDelivery
+from fin_assets.lib.simulator.events import EventGenerator
+from fin_assets.lib.simulator.runner import SimulationSummary, Simulator
+from fin_assets.lib.simulator.transactions_log import TransactionLog
 from fin_assets_tests.kafka_fixtures import free_port_pair
 
 

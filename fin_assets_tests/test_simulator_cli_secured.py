@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets.lib.simulator.transactions_log import read_event_ids
 from fin_assets_tests.kafka_fixtures import SecuredKafka, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -16,24 +16,24 @@ import jsonschema
 import orjson
 import pytest
 
-from fin_assets.simulator.events import (
+from fin_assets.lib.simulator.events import (
     MAX_PRICE,
     MIN_PRICE,
     EventGenerator,
     EventWeights,
     GeneratorSettings,
 )
-from fin_assets.simulator.pacing import Pacer
-from fin_assets.simulator.prices import DEFAULT_START_PRICE, start_prices
-from fin_assets.simulator.runner import (
+from fin_assets.lib.simulator.pacing import Pacer
+from fin_assets.lib.simulator.prices import DEFAULT_START_PRICE, start_prices
+from fin_assets.lib.simulator.runner import (
     MAX_BATCH,
     NonFiniteValueError,
     batch_limit,
     encode_event,
 )
-from fin_assets.simulator.transactions_log import TransactionLog, format_line, read_event_ids
+from fin_assets.lib.simulator.transactions_log import TransactionLog, format_line, read_event_ids
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/simulator/event.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/lib/simulator/event.schema.json"
 SYMBOLS = ["TSLA", "IBM", "AAPL"]
 PRICES = {"TSLA": 250.0, "IBM": 180.0, "AAPL": 200.0}
 OCCURRENCE_FIELDS = ("event_id", "ts", "run_id")
@@ -330,7 +330,7 @@ def test_write_many_is_one_write_and_keeps_whole_lines_after_a_short_write(tmp_p
     child = f"""
 import pathlib, resource, signal, sys
 import orjson
-from fin_assets.simulator.transactions_log import TransactionLog
+from fin_assets.lib.simulator.transactions_log import TransactionLog
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a short write, not a killed process
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
 log = TransactionLog(pathlib.Path(sys.argv[1]))

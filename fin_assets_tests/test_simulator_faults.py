@@ -21,11 +21,15 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from fin_assets.resources.kafka import KafkaProducerResource
-from fin_assets.simulator.delivery import EventDelivery
-from fin_assets.simulator.events import EventGenerator
-from fin_assets.simulator.runner import Simulator
-from fin_assets.simulator.transactions_log import EVENT_ID_PATTERN, TransactionLog, read_event_ids
+from fin_assets.defs.resources.kafka import KafkaProducerResource
+from fin_assets.lib.simulator.delivery import EventDelivery
+from fin_assets.lib.simulator.events import EventGenerator
+from fin_assets.lib.simulator.runner import Simulator
+from fin_assets.lib.simulator.transactions_log import (
+    EVENT_ID_PATTERN,
+    TransactionLog,
+    read_event_ids,
+)
 from fin_assets_tests.kafka_fixtures import read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -263,9 +267,7 @@ def test_full_disk_for_the_log_keeps_the_feed_and_leaves_no_partial_line(
         limit += " os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
         command = [sys.executable, "-c", limit, *simulate[1:]]
         saved = data_dir
-    result = subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode != 97, result.stderr
     # Some events were not logged: the documented non-zero exit, not a crash.
     assert result.returncode == 3, (result.stdout, result.stderr[-3000:])

@@ -15,19 +15,19 @@ import dagster as dg
 import jsonschema
 import pytest
 
-from fin_assets.resources.kafka import KafkaProducerResource
-from fin_assets.resources.settings import PipelineSettings
-from fin_assets.simulator.delivery import EventDelivery
-from fin_assets.simulator.job import TOPIC_ASSET_KEY
-from fin_assets.simulator.runner import Simulator
-from fin_assets.simulator.session import build_simulator
-from fin_assets.simulator.transactions_log import read_event_ids
+from fin_assets.defs.resources.kafka import KafkaProducerResource
+from fin_assets.defs.resources.settings import PipelineSettings
+from fin_assets.defs.simulator.job import TOPIC_ASSET_KEY
+from fin_assets.defs.simulator.session import build_simulator
+from fin_assets.lib.simulator.delivery import EventDelivery
+from fin_assets.lib.simulator.runner import Simulator
+from fin_assets.lib.simulator.transactions_log import read_event_ids
 from fin_assets_tests.kafka_fixtures import free_port_pair, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((REPO / "fin_assets/simulator/event.schema.json").read_text())
+SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 
 
 def make_settings(tmp_path: Path) -> PipelineSettings:
@@ -257,7 +257,7 @@ def test_job_terminated_by_sigterm_flushes_and_records_counts(
 def test_job_reports_progress_while_it_runs(tmp_path, kafka_bootstrap_servers, unique_topic):
     """Periodic progress lines and topic observations during the run; the final counts as a
     materialization of the topic asset, equal to what a consumer reads."""
-    from fin_assets.simulator.job import OP_NAME, transaction_simulator_job
+    from fin_assets.defs.simulator.job import OP_NAME, transaction_simulator_job
 
     defs = dg.Definitions(
         jobs=[transaction_simulator_job],

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fin_assets.simulator.events import EventGenerator
-from fin_assets.simulator.transactions_log import TransactionLog
+from fin_assets.lib.simulator.events import EventGenerator
+from fin_assets.lib.simulator.transactions_log import TransactionLog
 from fin_assets_tests.test_file_store import within
 from fin_assets_tests.test_simulator_faults import REPO, cli_env, parse_summary, topic_event_ids
 

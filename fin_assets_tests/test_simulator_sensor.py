@@ -10,14 +10,14 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test
 
-from fin_assets.simulator.config import SupervisionSettings
-from fin_assets.simulator.job import HEARTBEAT_TAG, JOB_NAME, OP_NAME
-from fin_assets.simulator.sensor import (
+from fin_assets.defs.simulator.config import SupervisionSettings
+from fin_assets.defs.simulator.job import HEARTBEAT_TAG, JOB_NAME, OP_NAME
+from fin_assets.defs.simulator.sensor import (
     DEFAULT_STALE_AFTER_S,
     next_run_requests,
     transaction_simulator_sensor,
 )
-from fin_assets.simulator.specs import SHARD_COUNT_TAG, SHARD_TAG
+from fin_assets.defs.simulator.specs import SHARD_COUNT_TAG, SHARD_TAG
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def instance():
 
 
 def evaluate(instance: dg.DagsterInstance):
-    from fin_assets.resources.settings import PipelineSettings
+    from fin_assets.defs.resources.settings import PipelineSettings
 
     context = dg.build_sensor_context(
         instance=instance, resources={"settings": PipelineSettings(symbols="TSLA")}

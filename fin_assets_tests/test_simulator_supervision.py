@@ -13,22 +13,22 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster._core.test_utils import create_run_for_test
 
-from fin_assets.resources.kafka import kafka_from_env
-from fin_assets.resources.settings import settings_from_env
-from fin_assets.simulator.backoff import (
+from fin_assets.defs.resources.kafka import kafka_from_env
+from fin_assets.defs.resources.settings import settings_from_env
+from fin_assets.defs.simulator.config import (
+    SupervisionConfigError,
+    SupervisionSettings,
+    supervision_settings,
+)
+from fin_assets.defs.simulator.fencing import FencedStop, RunState, fence_verdict
+from fin_assets.defs.simulator.specs import FENCED_TAG, JOB_NAME, OP_NAME, SHARD_TAG
+from fin_assets.lib.simulator.backoff import (
     EndedRun,
     backoff,
     backoff_delay_s,
     consecutive_failures,
 )
-from fin_assets.simulator.config import (
-    SupervisionConfigError,
-    SupervisionSettings,
-    supervision_settings,
-)
-from fin_assets.simulator.fencing import FencedStop, RunState, fence_verdict
-from fin_assets.simulator.shards import ShardError, assign_shards, parse_shard_tags
-from fin_assets.simulator.specs import FENCED_TAG, JOB_NAME, OP_NAME, SHARD_TAG
+from fin_assets.lib.simulator.shards import ShardError, assign_shards, parse_shard_tags
 from fin_assets_tests.kafka_fixtures import read_topic, wait_for
 
 # --- shards -------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def test_settings_default_and_parse():
 @pytest.mark.parametrize(
     "variable, value, message",
     [
-        # The one error style of fin_assets/settings.py: variable, value, what it accepts.
+        # The one error style of fin_assets/lib/settings.py: variable, value, what it accepts.
         ("FIN_SIMULATOR_SHARDS", "two", "FIN_SIMULATOR_SHARDS='two' is refused .*whole number"),
         ("FIN_SIMULATOR_SHARDS", "0", "FIN_SIMULATOR_SHARDS='0' is refused: .* from 1 to"),
         ("FIN_SIMULATOR_BACKOFF_CAP_S", "-1", "FIN_SIMULATOR_BACKOFF_CAP_S='-1' is refused: .*0,"),
@@ -184,11 +184,9 @@ def sim_env(monkeypatch, tmp_path, kafka_bootstrap_servers, unique_topic):
 
 
 def _run_job_in_thread(instance: dg.DagsterInstance, rate: float = 5.0):
-    from fin_assets.definitions import defs
+    from fin_assets.definitions import build_definitions
 
-    job = defs.resolve_job_def(JOB_NAME)
-    # `defs` may have been imported by an earlier test, with that moment's environment: build
-    # the resources from this test's environment (topic, data folder, symbols).
+    job = build_definitions().resolve_job_def(JOB_NAME)
     resources = {"kafka": kafka_from_env(), "settings": settings_from_env()}
     result: list = []
     config = {"ops": {OP_NAME: {"config": {"rate_per_s": rate, "max_duration_s": 120}}}}

@@ -28,16 +28,16 @@ import requests
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from fin_assets.dev import descendants, live_processes
-from fin_assets.simulator.backoff import backoff_delay_s
-from fin_assets.simulator.shards import assign_shards
-from fin_assets.simulator.specs import (
+from fin_assets.cli.dev import descendants, live_processes
+from fin_assets.defs.simulator.specs import (
     JOB_NAME,
     SENSOR_NAME,
     SHARD_TAG,
     WORKER_PID_TAG,
 )
-from fin_assets.simulator.workers import process_start_ticks
+from fin_assets.defs.simulator.workers import process_start_ticks
+from fin_assets.lib.simulator.backoff import backoff_delay_s
+from fin_assets.lib.simulator.shards import assign_shards
 from fin_assets_tests.kafka_fixtures import read_topic
 from fin_assets_tests.ui_fixtures import (
     LIVE_RUN_STATUSES,

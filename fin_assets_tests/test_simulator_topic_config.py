@@ -19,12 +19,12 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from fin_assets.resources.kafka import (
+from fin_assets.defs.resources.kafka import (
     KafkaProducerResource,
     TopicConfigurationError,
     topic_config_problems,
 )
-from fin_assets.simulator.session import build_simulator
+from fin_assets.defs.simulator.session import build_simulator
 from fin_assets_tests.kafka_fixtures import read_topic
 from fin_assets_tests.test_simulator_kafka import make_settings
 
@@ -152,7 +152,7 @@ def test_fin_assets_simulate_exits_2_naming_the_setting(
 def test_the_simulator_job_fails_naming_the_setting(
     admin, tmp_path, kafka_bootstrap_servers, unique_topic
 ):
-    from fin_assets.simulator.job import OP_NAME, transaction_simulator_job
+    from fin_assets.defs.simulator.job import OP_NAME, transaction_simulator_job
 
     create_topic(admin, unique_topic, {"cleanup.policy": "compact"})
     defs = dg.Definitions(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fin_assets import config
-from fin_assets.symbols import InvalidSymbolError, parse_symbols, validate_symbol
+from fin_assets.lib import config
+from fin_assets.lib.symbols import InvalidSymbolError, parse_symbols, validate_symbol
 
 
 @pytest.mark.parametrize(

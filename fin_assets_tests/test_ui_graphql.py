@@ -12,7 +12,7 @@ import re
 import signal
 from pathlib import Path
 
-from fin_assets.batch.partitions import range_tags
+from fin_assets.defs.batch.partitions import range_tags
 from fin_assets_tests.prerequisites import missing
 from fin_assets_tests.ui_fixtures import LIVE_RUN_STATUSES, SYMBOLS, DagsterUI
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import requests
 
-from fin_assets.alpha_vantage.stand_in import StandInServer
+from fin_assets.lib.alpha_vantage.stand_in import StandInServer
 from fin_assets_tests.prerequisites import missing
 
 REPO = Path(__file__).resolve().parents[1]

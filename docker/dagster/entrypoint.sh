@@ -4,7 +4,7 @@
 # so; with a key, leave the configuration alone. Then run the service's command.
 set -eu
 if [ -z "${ALPHAVANTAGE_API_KEY:-}" ] && [ -n "${FIN_STAND_IN_URL:-}" ]; then
-    # Not a secret: the stand-in accepts any non-empty key (fin_assets/batch/cli.py).
+    # Not a secret: the stand-in accepts any non-empty key (fin_assets/cli/batch.py).
     ALPHAVANTAGE_API_KEY=stand-in
     ALPHAVANTAGE_BASE_URL="$FIN_STAND_IN_URL"
     export ALPHAVANTAGE_API_KEY ALPHAVANTAGE_BASE_URL

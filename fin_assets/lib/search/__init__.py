@@ -1,0 +1,1 @@
+"""Search flow, plain parts: the Elasticsearch client, index observation, CSV reconciliation."""
