@@ -40,7 +40,7 @@ from fin_assets.cli.dev import descendants, live_processes  # noqa: E402
 
 SENSOR = "transaction_simulator_sensor"
 SELECTOR = {
-    "repositoryLocationName": "fin_assets.definitions",
+    "repositoryLocationName": "fin_assets",
     "repositoryName": "__repository__",
     "sensorName": SENSOR,
 }

@@ -4,8 +4,9 @@
 - `fin-assets simulate`: the transaction simulator outside Dagster.
 - `fin-assets simulator-job`: the simulator job through Dagster for a bounded time.
 - `fin-assets stand-in`: serve the local Alpha Vantage stand-in.
-- `fin-assets dev`: `dagster dev`, with the stand-in when no API key is set; stopping it
-  (SIGTERM, Ctrl-C) stops everything it started, simulator runs included.
+- `fin-assets dev`: `dg dev`, plus what `dg dev` cannot do: the stand-in when no API key is
+  set, the instance's dagster.yaml (the `alpha_vantage` pool), and a stop (SIGTERM, Ctrl-C)
+  that stops everything it started, simulator runs included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.add_commands(commands)
 
     dev = commands.add_parser(
-        "dev", help="dagster dev (the UI, schedules, sensors), on the stand-in when no key is set"
+        "dev", help="dg dev (the UI, schedules, sensors), on the stand-in when no key is set"
     )
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", default="3000")
@@ -42,8 +43,15 @@ def run_dev(args: argparse.Namespace) -> int:
     from fin_assets.lib.settings import default_dagster_home
 
     ensure_instance_config(default_dagster_home(Path(".dagster_home").resolve()))
-    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
-    command += ["-h", args.host, "-p", str(args.port)]
+    # `dg dev` finds the project through pyproject.toml's [tool.dg] in the working directory.
+    dg = Path(sys.executable).with_name("dg")
+    if not dg.exists():
+        print(
+            f"fin-assets dev: {dg} is missing; install the dev tools: scripts/setup.sh",
+            file=sys.stderr,
+        )
+        return 2
+    command = [str(dg), "dev", "--host", args.host, "--port", str(args.port)]
     # The stand-in (when used) lives in this process, so it serves for as long as the UI runs.
     with alpha_vantage_source():
         return run_dagster_dev(command, log=lambda line: print(line, file=sys.stderr, flush=True))
