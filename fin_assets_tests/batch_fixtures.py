@@ -18,7 +18,7 @@ from fin_assets.defs.batch.schedules import JOB_NAME
 from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.defs.resources.settings import PipelineSettings
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState, daily_series_body
-from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
+from fin_assets_tests.helpers.http_servers import LoopbackHTTPServer, QuietHandler
 
 SECRET_KEY = "SEKRET9X7Q2LMZ"
 AS_OF = dt.date(2026, 10, 5)

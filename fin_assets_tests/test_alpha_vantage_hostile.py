@@ -4,15 +4,12 @@ beyond int64. Each fails that one symbol with a named cause, and the key stays h
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email.utils
 import json
-import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable
 
 import pytest
 import requests
@@ -20,63 +17,12 @@ import requests
 from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, parse_retry_after, same_origin
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
-from fin_assets.lib.rate_limit import RequestPacer, SharedPacer
+from fin_assets.lib.rate_limit import SharedPacer
 from fin_assets_tests.batch_fixtures import SECRET_KEY
-from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
+from fin_assets_tests.helpers.alpha_vantage import client_for
+from fin_assets_tests.helpers.http_servers import LocalHandler, LocalHTTPServer
 
 AS_OF = dt.date(2026, 10, 5)
-Respond = Callable[["_Handler"], None]
-
-
-class _Handler(QuietHandler):
-    server: LocalHTTPServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.paths.append(self.path)
-            self.server.arrivals.append(time.monotonic())
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
-            self.server.respond(self)
-
-    def send_body(self, status: int, body: bytes, content_type="application/json", **headers):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class LocalHTTPServer(LoopbackHTTPServer):
-    """`respond(handler)` answers each GET; `stopping` is set when the block is left."""
-
-    def __init__(self, respond: Respond) -> None:
-        super().__init__(_Handler)
-        self.respond = respond
-        self.paths: list[str] = []
-        self.arrivals: list[float] = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        super().__exit__(*exc)
-
-
-def client_for(url: str, **overrides) -> AlphaVantageClient:
-    options = dict(
-        api_key=SECRET_KEY,
-        base_url=url,
-        min_interval_seconds=0.0,
-        backoff_seconds=0.01,
-        timeout_seconds=10.0,  # generous for a loaded machine; deadline tests set their own
-        max_retries=0,
-        pacer=RequestPacer(),
-    )
-    options.update(overrides)
-    return AlphaVantageClient(**options)
 
 
 def data_body(symbol: str = "TSLA", rows: int = 3) -> bytes:
@@ -98,7 +44,7 @@ def fetch_failure(client: AlphaVantageClient, symbol: str = "TSLA") -> AlphaVant
 def test_redirect_to_another_host_is_refused_and_that_host_never_sees_the_key():
     with LocalHTTPServer(lambda h: h.send_body(200, data_body())) as elsewhere:
 
-        def bounce(handler: _Handler) -> None:
+        def bounce(handler: LocalHandler) -> None:
             query = handler.path.partition("?")[2]  # with apikey=, as a hostile proxy would
             handler.send_body(302, b"", Location=f"{elsewhere.url}?{query}")
 
@@ -111,7 +57,7 @@ def test_redirect_to_another_host_is_refused_and_that_host_never_sees_the_key():
 
 
 def test_redirect_within_the_configured_origin_is_followed():
-    def moved(handler: _Handler) -> None:
+    def moved(handler: LocalHandler) -> None:
         if handler.path.startswith("/old"):
             handler.send_body(301, b"", Location="/query?" + handler.path.partition("?")[2])
         else:
@@ -152,7 +98,7 @@ def test_malformed_location_fails_that_symbol_with_a_named_cause(location):
 # --- the overall deadline -------------------------------------------------------------------
 
 
-def _dribble(handler: _Handler, prefix: bytes, total: int) -> None:
+def _dribble(handler: LocalHandler, prefix: bytes, total: int) -> None:
     handler.wfile.write(prefix)
     handler.wfile.flush()
     for _ in range(total):
@@ -163,12 +109,12 @@ def _dribble(handler: _Handler, prefix: bytes, total: int) -> None:
         time.sleep(0.1)
 
 
-def slow_body(handler: _Handler) -> None:
+def slow_body(handler: LocalHandler) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
     _dribble(handler, head, 100_000)
 
 
-def slow_headers(handler: _Handler) -> None:
+def slow_headers(handler: LocalHandler) -> None:
     _dribble(handler, b"HTTP/1.1 200 OK\r\nX-Padding: ", 100_000)
 
 
@@ -246,7 +192,7 @@ def _retry_after_header(kind: str) -> str:
     [("seconds", 0.9, 5.0), ("http-date", 0.9, 5.0), ("capped", 0.4, 3.0)],
 )
 def test_429_is_retried_after_retry_after(kind, least_gap, most_gap):
-    def throttle_once(handler: _Handler) -> None:
+    def throttle_once(handler: LocalHandler) -> None:
         if len(handler.server.paths) == 1:
             retry_after = _retry_after_header(kind)
             handler.send_body(429, b"slow down", "text/plain", Retry_After=retry_after)
@@ -279,7 +225,7 @@ def test_retry_after_parsing():
 def test_deeply_nested_json_fails_that_symbol_alone():
     nested = b"[" * 200_000 + b"]" * 200_000  # RecursionError for the standard json module
 
-    def respond(handler: _Handler) -> None:
+    def respond(handler: LocalHandler) -> None:
         handler.send_body(200, nested if "symbol=TSLA" in handler.path else data_body("IBM"))
 
     with LocalHTTPServer(respond) as server:
@@ -321,7 +267,7 @@ HOSTILE_KEY = 'K"EY\\9é Ω'
 
 
 def test_key_with_json_escaped_characters_is_redacted_in_every_form():
-    def echo(handler: _Handler) -> None:
+    def echo(handler: LocalHandler) -> None:
         # an HTML error page quoting the request line and a JSON fragment with the key
         fragment = json.dumps({"key": HOSTILE_KEY})  # ensure_ascii: \" \\ \u00e9 \u03a9
         page = f"<p>bad request {handler.path}</p><pre>{fragment}</pre>"

@@ -12,7 +12,8 @@ import pytest
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.lib.alpha_vantage.responses import ROW_FIELDS
 from fin_assets_tests.batch_fixtures import SECRET_KEY
-from fin_assets_tests.test_alpha_vantage_hostile import LocalHTTPServer, client_for
+from fin_assets_tests.helpers.alpha_vantage import client_for
+from fin_assets_tests.helpers.http_servers import LocalHTTPServer
 
 REAL_AV = Path(__file__).resolve().parents[2] / "shared" / "real_av"
 

@@ -14,7 +14,7 @@ from fin_assets.defs.batch.schedules import schedule_decision
 from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.defs.resources.settings import PipelineSettings
 from fin_assets.lib.config import CSV_COLUMNS
-from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
+from fin_assets_tests.helpers.http_servers import LoopbackHTTPServer, QuietHandler
 
 THANKSGIVING = dt.date(2026, 11, 26)
 

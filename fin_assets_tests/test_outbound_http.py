@@ -25,7 +25,7 @@ from fin_assets.lib.alpha_vantage.client import AlphaVantageClient
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError
 from fin_assets.lib.outbound_http import excerpt, redact, secret_forms, url_secrets
 from fin_assets.lib.rate_limit import RequestPacer
-from fin_assets_tests.hostile_http import (
+from fin_assets_tests.helpers.http_servers import (
     HostileServer,
     dribble,
     gzip_bomb,

@@ -20,7 +20,7 @@ from fin_assets.lib.search.elasticsearch import (
 )
 from fin_assets.lib.search.observation import IndexState, parse_cursor
 from fin_assets.lib.search.reconcile import compare, differences_markdown
-from fin_assets_tests.elastic_recording_server import (
+from fin_assets_tests.helpers.elastic_recording_server import (
     elasticsearch_answer,
     not_elasticsearch_answer,
     serve_in_thread,

@@ -13,7 +13,7 @@ import pytest
 
 from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
 from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
-from fin_assets_tests.hostile_http import HostileHandler, HostileServer, head, leaked
+from fin_assets_tests.helpers.http_servers import HostileHandler, HostileServer, head, leaked
 
 PASSWORD = "Pw7Hq2Xz9Lk4Mn6B"
 MAX_SKIP_CHARS = 1000  # kept in tick history and shown in the UI

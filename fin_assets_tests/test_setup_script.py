@@ -217,7 +217,7 @@ def setup_run(tmp_path_factory) -> SetupRun:
     server = [
         sys.executable,
         "-m",
-        "fin_assets_tests.elastic_recording_server",
+        "fin_assets_tests.helpers.elastic_recording_server",
         "--es-port",
         str(es_url.port),
         "--es-cert",

@@ -8,8 +8,8 @@ Kibana's `/api/status` and `_import`. While a request is being served it also lo
 secrets it was given in every process's command line (`/proc/*/cmdline`), which is what `ps`
 shows: a hit is recorded.
 
-Run it as a process (`python -m fin_assets_tests.elastic_recording_server --help`), e.g. inside
-a private network namespace where it can own ports 9200 and 5601, or in-process with
+Run it as a process (`python -m fin_assets_tests.helpers.elastic_recording_server --help`),
+e.g. inside a private network namespace where it can own ports 9200 and 5601, or in-process with
 `serve_in_thread` (the `answer` argument makes it answer like something that is not
 Elasticsearch).
 """

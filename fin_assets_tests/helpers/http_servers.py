@@ -1,6 +1,16 @@
-"""Real hostile HTTP servers on 127.0.0.1 for the outbound-HTTP policy tests: a server that
-dribbles its answer, one that sends 300 MB, a login page that echoes secrets, a redirect to
-another origin, and raw answers (any bytes, any header) for shapes a client must survive."""
+"""The local HTTP servers the tests play the far side of an HTTP call with, in one place.
+
+- `LoopbackHTTPServer`: a real server on a free 127.0.0.1 port, serving from a thread inside
+  `with`, quiet (`QuietHandler`); recorded API bodies and the webhook receiver build on it.
+- `LocalHTTPServer`: answers each GET with a `respond(handler)` callable (Alpha Vantage's side:
+  redirects, slow bodies, 429s, recorded bodies) and records the paths it was asked for.
+- `HostileServer` and its behaviours (outbound-HTTP policy tests): a server that dribbles its
+  answer, one that sends 300 MB, a gzip bomb, a login page that echoes secrets, a redirect to
+  another origin, and raw answers (any bytes, any header) for shapes a client must survive.
+
+The fake Elasticsearch/Kibana that runs as a process (docker/setup/setup.sh's tests) is
+`fin_assets_tests.helpers.elastic_recording_server`.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +22,90 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from fin_assets_tests.loopback_http import LoopbackHTTPServer, QuietHandler
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler that keeps the test output free of access-log lines."""
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """Serves from a thread inside `with`; `url` is the origin plus `path`."""
+
+    daemon_threads = True
+    path = "/query"
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin}{self.path}"
+
+    def __enter__(self):
+        # A short poll so that leaving the block does not wait half a second per server.
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+# --- a server answering with a callable (the Alpha Vantage client's far side) -------------
+
+Respond = Callable[["LocalHandler"], None]
+
+
+class LocalHandler(QuietHandler):
+    server: LocalHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.paths.append(self.path)
+            self.server.arrivals.append(time.monotonic())
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+            self.server.respond(self)
+
+    def send_body(self, status: int, body: bytes, content_type="application/json", **headers):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class LocalHTTPServer(LoopbackHTTPServer):
+    """`respond(handler)` answers each GET; `stopping` is set when the block is left."""
+
+    def __init__(self, respond: Respond) -> None:
+        super().__init__(LocalHandler)
+        self.respond = respond
+        self.paths: list[str] = []
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        super().__exit__(*exc)
+
+
+# --- hostile servers (the outbound-HTTP policy) ----------------------------------------------
 
 Behaviour = Callable[["HostileHandler"], None]
 ES_PRODUCT = "X-Elastic-Product: Elasticsearch\r\n"
