@@ -339,6 +339,24 @@ def watched_session(session: requests.Session | None = None) -> requests.Session
     return session
 
 
+def send_once(
+    session: requests.Session, prepared: requests.PreparedRequest, timeout_seconds: float
+) -> requests.Response:
+    """One HTTP exchange, streamed, redirects not followed, with the environment's proxies and
+    CA bundle. Straight to the adapter: Session.send parses Location even when not following
+    redirects, and crashes on a malformed or non-UTF-8 one."""
+    assert prepared.url is not None
+    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    return session.get_adapter(prepared.url).send(
+        prepared,
+        stream=True,
+        timeout=(timeout_seconds, timeout_seconds),
+        verify=settings["verify"],
+        cert=settings["cert"],
+        proxies=settings["proxies"],
+    )
+
+
 def deadline_passed(where: str, seconds: float, received: int | None = None) -> PolicyViolation:
     detail = f"{where} did not complete the answer within {round(seconds, 2):g} s"
     if received is not None:

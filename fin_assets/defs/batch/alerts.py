@@ -19,6 +19,7 @@ from fin_assets.lib.outbound_http import (
     refuse_redirect,
     resolve_location,
     same_origin,
+    send_once,
     url_secrets,
     watched_session,
 )
@@ -90,18 +91,7 @@ def _exchange(
         request = requests.Request(
             method, target, data=body, headers={"Content-Type": "application/json"}
         )
-        prepared = session.prepare_request(request)
-        settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
-        # Straight to the adapter: Session.send parses Location even when not following
-        # redirects, and crashes on a non-UTF-8 one.
-        response = session.get_adapter(prepared.url).send(
-            prepared,
-            stream=True,
-            timeout=(policy.timeout_seconds, policy.timeout_seconds),
-            verify=settings["verify"],
-            cert=settings["cert"],
-            proxies=settings["proxies"],
-        )
+        response = send_once(session, session.prepare_request(request), policy.timeout_seconds)
         try:
             status = response.status_code
             if status not in REDIRECT_STATUSES:

@@ -233,20 +233,9 @@ class AlphaVantageClient:
     ) -> DailySeries | _Failure | str:
         """One request: the result, a failure, or the same-origin URL to follow."""
         assert self._session is not None and prepared.url is not None
-        settings = self._session.merge_environment_settings(prepared.url, {}, True, None, None)
-        adapter = self._session.get_adapter(prepared.url)
         failure: _Failure | None = None
         try:
-            # Straight to the adapter: Session.send parses Location even when not following
-            # redirects, and crashes on a malformed or non-UTF-8 one.
-            response = adapter.send(
-                prepared,
-                stream=True,
-                timeout=(self.timeout_seconds, self.timeout_seconds),
-                verify=settings["verify"],
-                cert=settings["cert"],
-                proxies=settings["proxies"],
-            )
+            response = outbound_http.send_once(self._session, prepared, self.timeout_seconds)
         except requests.RequestException as exc:
             failure = self._transport_failure(exc, watch)
         if failure:
