@@ -18,10 +18,12 @@ import ctypes
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
+
+from fin_assets_tests.helpers import processes
+from fin_assets_tests.helpers.polling import WaitTimeout, wait_until
 
 T = TypeVar("T")
 
@@ -42,50 +44,12 @@ def hosts_file_text(names: Iterable[str]) -> str:
     return "127.0.0.1 localhost " + " ".join(sorted(set(names))) + "\n::1 localhost\n"
 
 
-def namespace_inode(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def pids_in_namespace(inode: str, exclude: Iterable[int] = ()) -> list[int]:
-    excluded = set(exclude)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in excluded and namespace_inode(int(entry)) == inode:
-            pids.append(int(entry))
-    return pids
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies do not count: the namespace's
-    init does not reap the orphans it adopts)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
 def stop_process_group(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
     """SIGTERM the process's group, then SIGKILL it after `timeout_s` (some servers, such as
     `dagster code-server start`, ignore SIGTERM). The group, not only the process: nsenter
-    may exit on SIGTERM while the server it forked ignores it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + timeout_s
-        while group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not group_alive(process.pid):
-            break
-    process.wait(timeout=timeout_s)
+    may exit on SIGTERM while the server it forked ignores it. Zombies do not count as
+    running: the namespace's init does not reap the orphans it adopts."""
+    processes.stop_process_group(process.pid, timeout_s, popen=process)
 
 
 class PrivateNamespace:
@@ -123,9 +87,9 @@ class PrivateNamespace:
         if line.strip() != "ready":
             self.holder.kill()
             raise RuntimeError(f"namespace holder failed: {self.holder.stderr.read()}")
-        children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children").read_text()
-        self.init_pid = int(children.split()[0])  # the namespace's PID 1, seen from here
-        self.inode = namespace_inode(self.init_pid)
+        # The namespace's PID 1 (unshare's child), seen from here.
+        self.init_pid = processes.children(self.holder.pid)[0]
+        self.inode = processes.net_namespace(self.init_pid)
         return self
 
     def command(self, argv: list[str]) -> list[str]:
@@ -181,15 +145,22 @@ class PrivateNamespace:
         """The services, then whatever else still lives in the namespace (run workers that a
         server spawned in their own sessions), by PID, then the holder."""
         self.stop_services(timeout_s)
-        leftovers = pids_in_namespace(self.inode, exclude=[self.init_pid]) if self.inode else []
+        inode = self.inode
+        leftovers = processes.pids_in_namespace(inode, exclude=[self.init_pid]) if inode else []
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in leftovers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            deadline = time.monotonic() + timeout_s
-            while leftovers and time.monotonic() < deadline:
-                leftovers = [p for p in leftovers if namespace_inode(p) == self.inode]
-                time.sleep(0.2)
+            with contextlib.suppress(WaitTimeout):
+                wait_until(
+                    lambda pids=leftovers: (
+                        not any(processes.net_namespace(p) == inode for p in pids)
+                    ),
+                    timeout_s,
+                    0.2,
+                    message="the namespace's leftover processes to exit",
+                )
+            leftovers = [p for p in leftovers if processes.net_namespace(p) == inode]
             if not leftovers:
                 break
         if self.holder is not None and self.holder.poll() is None:

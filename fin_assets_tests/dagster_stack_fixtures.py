@@ -49,6 +49,7 @@ from fin_assets_tests.dockerfile_install import (
     placements,
     read_recipe,
 )
+from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.postgres_fixtures import PostgresServer, state_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,22 +166,24 @@ def wait_healthy(
     if not test:
         return
     argv = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
-    while True:
+    last: list[subprocess.CompletedProcess] = []
+
+    def passes() -> bool:
         if process.poll() is not None:
             pytest.fail(
                 f"{name} exited ({process.returncode}) before its health check passed:\n"
                 f"{log.read_text(errors='replace')[-4000:]}"
             )
-        result = stack_namespace.run(argv, env=env, check=False, timeout=60)
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{name}: health check {test} still failing after {SERVICE_START_TIMEOUT_S:g} s:"
-                f" {result.stderr[-1000:]}\n{log.read_text(errors='replace')[-4000:]}"
-            )
-        time.sleep(1.0)
+        last[:] = [stack_namespace.run(argv, env=env, check=False, timeout=60)]
+        return last[0].returncode == 0
+
+    wait_until(
+        passes,
+        SERVICE_START_TIMEOUT_S,
+        1.0,
+        message=f"{name}: health check {test} to pass",
+        detail=lambda: f"{last[0].stderr[-1000:]}\n{log.read_text(errors='replace')[-4000:]}",
+    )
 
 
 def place_image_files(namespace: PrivateNamespace, recipe: ImageRecipe) -> None:

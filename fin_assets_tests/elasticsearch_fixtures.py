@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from fin_assets.lib.search.elasticsearch import (
     ElasticsearchError,
     ElasticsearchUnavailable,
 )
+from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.prerequisites import missing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,15 +38,13 @@ def free_port() -> int:
 
 def wait_ready(url: str, timeout: float = 60.0) -> None:
     client = ElasticsearchClient(url, timeout=2.0)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if client.health() in ("yellow", "green"):
-                return
-        except ElasticsearchUnavailable:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.5)
+    wait_until(
+        lambda: client.health() in ("yellow", "green"),
+        timeout,
+        0.5,
+        message=f"Elasticsearch at {url} to be yellow or green",
+        ignore=ElasticsearchUnavailable,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -177,16 +175,14 @@ def secured_elasticsearch() -> Iterator[SecuredElasticsearch]:
 
 def _wait_authenticates(client: ElasticsearchClient, timeout: float = 60.0) -> None:
     """The file realm re-reads its users file every few seconds: poll until the user is known."""
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                client.request("GET", "_security/_authenticate")
-                return
-            except ElasticsearchError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.5)
+        wait_until(
+            lambda: client.request("GET", "_security/_authenticate"),
+            timeout,
+            0.5,
+            message="the file realm to know the user",
+            ignore=ElasticsearchError,
+        )
     finally:
         client.close()
 

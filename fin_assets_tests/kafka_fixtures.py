@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.processes import group_alive
 from fin_assets_tests.prerequisites import missing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,23 +134,18 @@ def read_topic(
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
         records: list[tuple[int, int, dict[str, Any]]] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, "timed out reading the topic"
+
+        def read_to_end() -> bool:
+            if all(consumer.position(tp) >= end[tp] for tp in partitions):
+                return True
             for tp, batch in consumer.poll(timeout_ms=1000).items():
                 records.extend((tp.partition, r.offset, r.value) for r in batch)
+            return False
+
+        wait_until(read_to_end, timeout_s, 0, message="the topic to be read to its end")
         return records
     finally:
         consumer.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Polls `condition` until true; fails the test with `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 # -- Kafka nodes started from Python (secured broker, compose settings) ---------------------
@@ -281,13 +277,14 @@ class KafkaNode:
         return self.process.pid
 
     def wait_serving(self, serves: Callable[[], bool], timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not serves():
+        def serving() -> bool:
+            if serves():
+                return True
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"Kafka exited during start-up:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kafka not serving after {timeout_s:g} s:\n{self.log_tail()}")
-            time.sleep(0.5)
+            return False
+
+        wait_until(serving, timeout_s, 0.5, message="Kafka to serve", detail=self.log_tail)
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -308,16 +305,10 @@ class KafkaNode:
             except subprocess.TimeoutExpired:
                 continue
             break
-        wait_for(lambda: not group_alive(self.process.pid), 10, "the broker's group to exit")
+        wait_until(
+            lambda: not group_alive(self.process.pid), 10, 0.1, message="the broker's group to exit"
+        )
         self.process = None
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def admin_serves(**client_config: Any) -> Callable[[], bool]:
@@ -504,7 +495,7 @@ class LocalCluster:
         """SIGKILL the node's process group (no shutdown at all) and wait until it is gone."""
         pgid = self.node_pid(node)
         os.killpg(pgid, signal.SIGKILL)
-        wait_for(lambda: not group_alive(pgid), 30, f"node {node} to die")
+        wait_until(lambda: not group_alive(pgid), 30, 0.1, message=f"node {node} to die")
 
     def node_of_port(self, port: int) -> int:
         return next(n for n, p in self.ports.items() if p == port)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ from kafka.admin import NewTopic
 
 from fin_assets.lib import config
 from fin_assets_tests.elasticsearch_fixtures import TEMPLATES_DIR, SecuredElasticsearch, free_port
+from fin_assets_tests.helpers.polling import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 LOGSTASH_SCRIPT = REPO / "scripts" / "logstash.sh"
@@ -128,16 +130,22 @@ class LocalLogstash:
         """Until nothing changes for settle_s: both indices' write counters (index, no-op update)
         and document counts, and the rejected file. Seen from the outside, not through the
         monitoring API, which Logstash 8.15.0 sometimes leaves broken (docs/search-stack.md)."""
-        deadline = time.monotonic() + timeout_s
-        last, since = None, time.monotonic()
-        while time.monotonic() < deadline:
+        seen: dict[str, Any] = {"last": None, "since": time.monotonic()}
+
+        def settled() -> bool:
             now = (*(es.write_counters(index) for index in INDICES), len(self.rejected()))
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= settle_s:
-                return
-            time.sleep(0.5)
-        pytest.fail(f"Logstash did not become idle within {timeout_s:g} s: {last}")
+            if now != seen["last"]:
+                seen.update(last=now, since=time.monotonic())
+                return False
+            return time.monotonic() - seen["since"] >= settle_s
+
+        wait_until(
+            settled,
+            timeout_s,
+            0.5,
+            message="Logstash to become idle",
+            detail=lambda: f"last counters: {seen['last']}",
+        )
 
     def rejected(self) -> list[dict]:
         """Every record of rejected/rejected-<day>.jsonl, in file order."""

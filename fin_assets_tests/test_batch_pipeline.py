@@ -12,6 +12,7 @@ import pandas as pd
 from fin_assets.lib import market_calendar
 from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
 from fin_assets.lib.config import CSV_COLUMNS
+from fin_assets_tests.helpers.batch_results import failure_text
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -90,11 +91,6 @@ def test_rerunning_the_same_day_changes_nothing(batch):
     assert result.success
     assert {p: p.read_bytes() for p in before} == before
     assert batch.csv_path.stat().st_ino == inode  # not even rewritten
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    return failure.step_failure_data.user_failure_data.description
 
 
 def test_failed_symbol_keeps_its_history_and_others_update(batch, stand_in):

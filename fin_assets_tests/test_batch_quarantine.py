@@ -3,26 +3,13 @@ others update, the CSV keeps the bad symbol's previous rows, and the next clean 
 
 import datetime as dt
 
-import dagster as dg
 import pandas as pd
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from fin_assets.defs.batch.partitions import symbol_partitions
 from fin_assets_tests.batch_fixtures import REAL_AV
+from fin_assets_tests.helpers.batch_results import failure_text, partition_bar
 
 MATERIALIZED, FAILED = AssetPartitionStatus.MATERIALIZED, AssetPartitionStatus.FAILED
-
-
-def partition_bar(batch, asset: str) -> dict:
-    """What the UI's partition bar shows for `asset`, read from the instance."""
-    return batch.instance.get_status_by_partition(
-        dg.AssetKey(asset), batch.symbol_list, symbol_partitions(batch.symbol_list)
-    )
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    return failure.step_failure_data.user_failure_data.description
 
 
 def rows_of(csv_text: str, symbol: str) -> list[str]:

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +17,7 @@ from fin_assets.cli.instance import instance_config
 from fin_assets.defs.batch.recovery import dead_run_sensor, release_dead_runs
 from fin_assets.defs.batch.schedules import JOB_NAME
 from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.helpers.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,13 +36,6 @@ def cli_environment(tmp_path: Path, stand_in) -> dict[str, str]:
     return environment
 
 
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_a_batch_killed_mid_run_does_not_block_the_next_one(tmp_path, stand_in):
     environment = cli_environment(tmp_path, stand_in)
     stand_in.state.hang_seconds = 60  # the first fetch hangs: the run holds the pool slot
@@ -53,7 +46,7 @@ def test_a_batch_killed_mid_run_does_not_block_the_next_one(tmp_path, stand_in):
             command, env=environment, cwd=tmp_path, stdout=log, stderr=log, start_new_session=True
         )
     try:
-        wait_for(lambda: stand_in.state.requests, 120, "the first run's fetch")
+        wait_until(lambda: stand_in.state.requests, 120, 0.2, message="the first run's fetch")
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)

@@ -22,25 +22,16 @@ from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets.lib import config
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient, ElasticsearchError
 from fin_assets_tests.elasticsearch_fixtures import ElasticsearchCluster, install_templates
-from fin_assets_tests.test_search_elasticsearch import index_like_logstash, price_frame, write_csv
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.processes import wait_group_gone
+from fin_assets_tests.helpers.search_data import index_like_logstash, price_frame, write_csv
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.cluster]
 
 
 def wait_for(what: str, attempt, timeout: float = 180.0, interval: float = 0.5):
     """attempt() until it returns a truthy value without raising ElasticsearchError."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = attempt()
-            if value:
-                return value
-            last = value
-        except ElasticsearchError as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached in {timeout} s; last: {last}")
+    return wait_until(attempt, timeout, interval, message=what, ignore=ElasticsearchError)
 
 
 def elected_master_port(client: ElasticsearchClient) -> int:
@@ -52,14 +43,8 @@ def kill_node(cluster: ElasticsearchCluster, port: int) -> None:
     """SIGKILL the node's whole process group (launcher and server JVM), then wait for it."""
     leader = int(cluster.pid_file(port).read_text())
     os.killpg(leader, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(leader, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"process group {leader} still alive after SIGKILL")
+    left = wait_group_gone(leader, 30)
+    assert not left, f"process group {leader} still alive after SIGKILL: {left}"
 
 
 def one_more_day(frame: pd.DataFrame) -> pd.DataFrame:

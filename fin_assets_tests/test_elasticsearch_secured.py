@@ -29,8 +29,12 @@ from fin_assets_tests.elasticsearch_fixtures import (
     SecuredElasticsearch,
     install_templates,
 )
-from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
-from fin_assets_tests.test_search_elasticsearch import index_like_logstash, price_frame, write_csv
+from fin_assets_tests.helpers.search_data import (
+    SAMPLE_EVENTS,
+    index_like_logstash,
+    price_frame,
+    write_csv,
+)
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -8,45 +8,17 @@ files that a plain open() blocks on or cannot open, whoever runs it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
 from fin_assets.lib.file_store import DataFolder, StoredFileError
+from fin_assets_tests.helpers.blocking import within
 
 OUTSIDE = b"outside the data folder: must stay as it is\n"
-
-
-def within(seconds: float, call, fifo_dir: Path):
-    """`call()`, failing (not hanging) if it blocks on a FIFO under `fifo_dir`."""
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as error:  # handed to the test thread
-            box["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    hung = thread.is_alive()
-    while thread.is_alive():  # give the blocked reader or writer its other end, then EOF
-        for path in fifo_dir.rglob("*"):
-            if path.is_fifo():
-                for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
-                    with contextlib.suppress(OSError):
-                        os.close(os.open(path, flags))
-        thread.join(0.5)
-    assert not hung, f"blocked for {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 @pytest.fixture

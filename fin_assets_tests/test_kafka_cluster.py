@@ -24,7 +24,9 @@ from fin_assets.defs.resources.settings import PipelineSettings
 from fin_assets.defs.simulator.session import build_simulator
 from fin_assets.lib.simulator.runner import Simulator
 from fin_assets.lib.simulator.transactions_log import read_event_ids
-from fin_assets_tests.kafka_fixtures import LocalCluster, group_alive, read_topic, wait_for
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.processes import group_alive
+from fin_assets_tests.kafka_fixtures import LocalCluster, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
@@ -95,10 +97,11 @@ def create_replicated_topic(cluster: LocalCluster, topic: str) -> None:
         admin.create_topics([NewTopic(topic, 1, 3, topic_configs={"min.insync.replicas": "2"})])
     finally:
         admin.close()
-    wait_for(
+    wait_until(
         lambda: in_sync_replicas(cluster, topic) == 3,
         60,
-        "all three replicas in sync",
+        0.1,
+        message="all three replicas in sync",
     )
 
 
@@ -131,7 +134,9 @@ def acknowledged(simulator: Simulator) -> int:
 def report_recovery(simulator: Simulator, acked_at_kill: int, killed_at: float, what: str) -> None:
     """Prints how long acknowledgements stopped (for docs/scaling.md; not asserted: timing
     targets belong to bench/)."""
-    wait_for(lambda: acknowledged(simulator) > acked_at_kill + 1, 120, f"acks after {what}")
+    wait_until(
+        lambda: acknowledged(simulator) > acked_at_kill + 1, 120, 0.1, message=f"acks after {what}"
+    )
     print(f"\n{what}: acknowledgements resumed {time.monotonic() - killed_at:.1f} s after it")
 
 
@@ -176,7 +181,9 @@ def test_partition_leader_sigkill_loses_and_duplicates_nothing(
     create_replicated_topic(cluster, unique_topic)
     with running_simulator(cluster, tmp_path, unique_topic, "it-leader") as running:
         simulator, thread, settings = running
-        wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
+        wait_until(
+            lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, 0.1, message="acknowledgements"
+        )
 
         leader = current_leader(cluster, unique_topic)
         assert leader is not None, f"{unique_topic} has no leader while acknowledgements flow"
@@ -184,15 +191,17 @@ def test_partition_leader_sigkill_loses_and_duplicates_nothing(
         cluster.kill_node(leader)
         acked_at_kill = acknowledged(simulator)
         report_recovery(simulator, acked_at_kill, killed_at, f"SIGKILL of leader node {leader}")
-        wait_for(
+        wait_until(
             lambda: acknowledged(simulator) >= acked_at_kill + ACKS_AFTER_KILL,
             120,
-            f"acknowledgements after SIGKILL of leader node {leader}",
+            0.1,
+            message=f"acknowledgements after SIGKILL of leader node {leader}",
         )
-        wait_for(
+        wait_until(
             lambda: current_leader(cluster, unique_topic) not in (None, leader),
             30,
-            f"a leader other than the killed node {leader}",
+            0.1,
+            message=f"a leader other than the killed node {leader}",
         )
         finish_and_check(cluster, simulator, thread, settings, unique_topic)
 
@@ -204,7 +213,9 @@ def test_active_controller_sigkill_loses_and_duplicates_nothing(
     create_replicated_topic(cluster, unique_topic)
     with running_simulator(cluster, tmp_path, unique_topic, "it-controller") as running:
         simulator, thread, settings = running
-        wait_for(lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, "acknowledgements")
+        wait_until(
+            lambda: acknowledged(simulator) >= ACKS_BEFORE_KILL, 90, 0.1, message="acknowledgements"
+        )
 
         controller = active_controller(cluster)
         assert controller is not None
@@ -214,14 +225,16 @@ def test_active_controller_sigkill_loses_and_duplicates_nothing(
         report_recovery(
             simulator, acked_at_kill, killed_at, f"SIGKILL of controller node {controller}"
         )
-        wait_for(
+        wait_until(
             lambda: active_controller(cluster) not in (None, controller),
             60,
-            f"a new active controller after SIGKILL of node {controller}",
+            0.1,
+            message=f"a new active controller after SIGKILL of node {controller}",
         )
-        wait_for(
+        wait_until(
             lambda: acknowledged(simulator) >= acked_at_kill + ACKS_AFTER_KILL,
             120,
-            f"acknowledgements after SIGKILL of controller node {controller}",
+            0.1,
+            message=f"acknowledgements after SIGKILL of controller node {controller}",
         )
         finish_and_check(cluster, simulator, thread, settings, unique_topic)

@@ -28,11 +28,11 @@ from fin_assets.lib.kafka_security import (
     check_security_settings,
 )
 from fin_assets.lib.simulator.transactions_log import read_event_ids
+from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.kafka_fixtures import (
     SecuredKafka,
     make_test_certificates,
     read_topic,
-    wait_for,
 )
 
 pytestmark = pytest.mark.kafka
@@ -167,7 +167,9 @@ def test_wrong_password_is_named_and_nothing_counts_as_sent(
     )
     worker = threading.Thread(target=simulator.run, daemon=True)
     worker.start()
-    wait_for(lambda: any("refused the SASL" in line for line in lines), 60, "the refusal")
+    wait_until(
+        lambda: any("refused the SASL" in line for line in lines), 60, 0.1, message="the refusal"
+    )
     simulator.stop.set()
     worker.join(timeout=60)
     assert not worker.is_alive()

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 import yaml
 from kafka import KafkaProducer
 
 from fin_assets.lib import config
 from fin_assets.lib.batch.prices import to_csv_text
 from fin_assets_tests import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.kafka_fixtures import read_topic
 from fin_assets_tests.logstash_conf import (
     PIPELINE_PATH,
@@ -34,7 +36,6 @@ from fin_assets_tests.logstash_conf import (
     pipeline_plugins,
 )
 from fin_assets_tests.logstash_fixtures import REPO
-from fin_assets_tests.ui_fixtures import wait_until
 
 pytestmark = [pytest.mark.logstash, pytest.mark.kafka, pytest.mark.elasticsearch]
 
@@ -96,7 +97,12 @@ def test_day_one_csv_is_indexed_with_exact_values_and_types(stack):
     publish_csv(logstash.data_dir, text)
     expected = expected_batch_documents(text)
     assert len(expected) == len(SYMBOLS) * len(DAY_ONE)
-    wait_until(lambda: es.count(BATCH) >= len(expected), 90, "the day-one CSV in finanzas_batch")
+    wait_until(
+        lambda: es.count(BATCH) >= len(expected),
+        90,
+        message="the day-one CSV in finanzas_batch",
+        ignore=requests.RequestException,
+    )
     documents = es.documents(BATCH)
     assert set(documents) == set(expected)
     for doc_id, doc in documents.items():
@@ -119,7 +125,9 @@ def test_next_day_csv_renamed_over_while_running_is_read_within_60_s(stack):
         es.refresh(BATCH)
         return all(es.call("GET", f"{BATCH}/_doc/{i}").status_code == 200 for i in new_ids)
 
-    wait_until(new_rows_searchable, 60, "the next day's rows")
+    wait_until(
+        new_rows_searchable, 60, message="the next day's rows", ignore=requests.RequestException
+    )
     elapsed = time.monotonic() - started
     print(f"next-day CSV searchable {elapsed:.1f} s after the rename")
     documents = es.documents(BATCH)
@@ -166,7 +174,12 @@ def test_every_simulator_event_indexed_once_across_a_restart_and_an_outage(
         text=True,
     )  # fmt: skip
     try:
-        wait_until(lambda: es.count(NRT) > 0, 60, "the first simulator events in transacciones_nrt")
+        wait_until(
+            lambda: es.count(NRT) > 0,
+            60,
+            message="the first simulator events in transacciones_nrt",
+            ignore=requests.RequestException,
+        )
         logstash.restart()
         # An outage: the node stops answering (SIGSTOP of its process group) for 30 s.
         group = es.node_group()
@@ -184,7 +197,12 @@ def test_every_simulator_event_indexed_once_across_a_restart_and_an_outage(
     produced = read_topic(kafka_bootstrap_servers, logstash.topic)
     ids = {event["event_id"] for _, _, event in produced}
     assert len(ids) == len(produced) >= rate * duration * 0.9, output
-    wait_until(lambda: es.count(NRT) >= len(ids), 180, f"{len(ids)} events in transacciones_nrt")
+    wait_until(
+        lambda: es.count(NRT) >= len(ids),
+        180,
+        message=f"{len(ids)} events in transacciones_nrt",
+        ignore=requests.RequestException,
+    )
     logstash.wait_idle(es)
     documents = es.documents(NRT)
     # Exactly once: one document per event_id, none missing, none extra.
@@ -213,7 +231,8 @@ def test_a_restart_later_than_sincedb_clean_after_indexes_nothing_twice(stack):
     wait_until(
         lambda: es.write_counters(BATCH)[1] >= noops_before + len(before[0]),
         90,
-        "the re-read of the CSV (a no-op update per row)",
+        message="the re-read of the CSV (a no-op update per row)",
+        ignore=requests.RequestException,
     )
     logstash.wait_idle(es)
     # ... and every row is a no-op upsert: nothing indexed twice, not even as a new version.
@@ -260,7 +279,12 @@ def test_each_malformed_row_is_rejected_once_with_its_reason_and_never_indexed(s
             r for r in logstash.rejected()[rejected_before:] if r["rejection"]["flow"] == "batch"
         ]
 
-    wait_until(lambda: len(rejected_rows()) >= len(MALFORMED_ROWS), 90, "every malformed row")
+    wait_until(
+        lambda: len(rejected_rows()) >= len(MALFORMED_ROWS),
+        90,
+        message="every malformed row",
+        ignore=requests.RequestException,
+    )
     logstash.wait_idle(es)
     records = rejected_rows()
     csv_path = str(logstash.data_dir / config.CSV_FILE_NAME)
@@ -312,7 +336,12 @@ def test_each_bad_message_is_rejected_once_with_its_place_and_never_indexed(
             if r["rejection"]["flow"] == "transactions"
         ]  # fmt: skip
 
-    wait_until(lambda: len(rejected_events()) >= len(BAD_MESSAGES), 60, "every bad message")
+    wait_until(
+        lambda: len(rejected_events()) >= len(BAD_MESSAGES),
+        60,
+        message="every bad message",
+        ignore=requests.RequestException,
+    )
     logstash.wait_idle(es)
     records = rejected_events()
     assert len(records) == len(BAD_MESSAGES)
@@ -351,7 +380,12 @@ def test_a_document_elasticsearch_refuses_reaches_the_rejected_file_through_the_
             if r["rejection"]["source"] == "dead_letter_queue"
         ]  # fmt: skip
 
-    (record,) = wait_until(from_dlq, 90, "the refused document in the rejected file")
+    (record,) = wait_until(
+        from_dlq,
+        90,
+        message="the refused document in the rejected file",
+        ignore=requests.RequestException,
+    )
     assert record["event_id"] == "mapping-conflict-1"
     assert "account" in record["rejection"]["reason"], record["rejection"]
     assert record["rejection"]["plugin_id"] == "es_transacciones_nrt"

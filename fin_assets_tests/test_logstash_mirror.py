@@ -13,6 +13,7 @@ from lscl.lang import LsclEqualTo, LsclSelector
 
 from fin_assets.lib import config
 from fin_assets_tests import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.search_data import SAMPLE_EVENTS, simulator_events
 from fin_assets_tests.logstash_conf import (
     REPO,
     TEMPLATES_DIR,
@@ -23,54 +24,6 @@ from fin_assets_tests.logstash_conf import (
 )
 
 SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
-
-SAMPLE_EVENTS = [
-    {
-        "event_id": "0b7f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a21",
-        "ts": "2026-10-05T14:30:01.123Z",
-        "event_type": "trade",
-        "symbol": "TSLA",
-        "seq": 0,
-        "level": "INFO",
-        "message": "BUY 10 TSLA @ 222.3",
-        "run_id": "run-1",
-        "side": "SELL",
-        "quantity": 10,
-        "price": 222.3,
-        "amount": 2223.0,
-        "account": "ACC-000042",
-    },
-    {
-        "event_id": "1c8f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a22",
-        "ts": "2026-10-05T14:30:02.000Z",
-        "event_type": "price_alert",
-        "symbol": "IBM",
-        "seq": 1,
-        "level": "WARNING",
-        "message": "IBM moved 2.5%",
-        "run_id": "run-1",
-        "previous_price": 200.0,
-        "new_price": 205.0,
-        "change_pct": 2.5,
-        "threshold_pct": 2.0,
-        "direction": "UP",
-    },
-    {
-        "event_id": "2d9f3c1e-4d2a-4c1b-9a8e-2f6d5c4b3a23",
-        "ts": "2026-10-05T14:30:03.500Z",
-        "event_type": "api_error",
-        "symbol": "TSLA",
-        "seq": 2,
-        "level": "ERROR",
-        "message": "quote API timed out",
-        "run_id": "run-1",
-        "endpoint": "/quote",
-        "error_kind": "timeout",
-        "http_status": None,
-        "latency_ms": 5000,
-        "retry_after_s": 1.5,
-    },
-]
 
 
 @pytest.fixture(scope="module")
@@ -281,13 +234,6 @@ def test_transaction_template_covers_schema_and_derived_fields():
         assert properties[keyword]["type"] == "keyword", keyword
     assert properties["ts"]["type"] == "date" and properties["ts"]["format"]
     assert properties["price"]["type"] == "double"
-
-
-def simulator_events(count: int) -> list[dict]:
-    """Events from the simulator's own generator, so field drift on its side is caught here."""
-    events = pytest.importorskip("fin_assets.lib.simulator.events")
-    generator = events.EventGenerator(["TSLA", "IBM"], {"TSLA": 220.0, "IBM": 150.0}, "t", seed=7)
-    return [generator.next_event() for _ in range(count)]
 
 
 def test_simulator_events_fit_the_pipeline_and_template():

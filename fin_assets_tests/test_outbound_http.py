@@ -93,7 +93,7 @@ def call_es_sensor(origin: str, tmp_path: Path) -> str:
 
 
 def call_es_check(origin: str, tmp_path: Path) -> str:
-    from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
+    from fin_assets_tests.helpers.search_data import price_frame, write_csv
 
     write_csv(tmp_path, price_frame())
     result = finanzas_batch_matches_csv(

@@ -147,7 +147,7 @@ def test_sensor_skips_naming_a_json_answer_that_is_not_elasticsearch():
 
 
 def test_check_fails_naming_a_json_answer_that_is_not_elasticsearch(tmp_path):
-    from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
+    from fin_assets_tests.helpers.search_data import price_frame, write_csv
 
     write_csv(tmp_path, price_frame())
     with serve_in_thread(not_elasticsearch_answer) as url:

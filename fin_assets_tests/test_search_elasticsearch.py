@@ -7,7 +7,6 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
@@ -16,38 +15,19 @@ from fin_assets.defs.search.assets import SEARCH_ASSETS
 from fin_assets.defs.search.checks import finanzas_batch_matches_csv
 from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets.lib import config
-from fin_assets.lib.batch.prices import to_csv_text, write_atomically
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient
 from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.test_logstash_mirror import SAMPLE_EVENTS
+from fin_assets_tests.helpers.search_data import (
+    SAMPLE_EVENTS,
+    index_like_logstash,
+    price_frame,
+    simulator_events,
+    write_csv,
+)
 
 pytestmark = pytest.mark.elasticsearch
 
 DAYS = [dt.date(2026, 9, 30), dt.date(2026, 10, 1), dt.date(2026, 10, 2)]
-
-
-def price_frame() -> pd.DataFrame:
-    rows = []
-    for symbol, base in (("IBM", 150.0), ("TSLA", 220.0)):
-        for offset, day in enumerate(DAYS):
-            close = round(base + offset * 1.1, 2)
-            rows.append((day, symbol, close - 1, close + 2, close - 2, close, 1000 + offset))
-    frame = pd.DataFrame(rows, columns=list(config.CSV_COLUMNS))
-    frame["fecha"] = pd.to_datetime(frame["fecha"])
-    return frame
-
-
-def write_csv(data_dir: Path, frame: pd.DataFrame) -> Path:
-    """The batch flow's own writer: the CSV contract exactly as Logstash will read it."""
-    path = data_dir / config.CSV_FILE_NAME
-    write_atomically(path, to_csv_text(frame))
-    return path
-
-
-def index_like_logstash(client: ElasticsearchClient, csv_path: Path) -> int:
-    lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
-    docs = [doc for doc in map(mirror.batch_document, lines) if doc is not None]
-    return client.bulk_index(config.BATCH_INDEX, docs)
 
 
 def resources(url: str, data_dir: Path) -> dict:
@@ -157,8 +137,6 @@ def test_check_runs_in_a_dagster_job(es_client: ElasticsearchClient, tmp_path: P
 
 
 def test_simulator_events_index_under_the_template(es_client: ElasticsearchClient):
-    from fin_assets_tests.test_logstash_mirror import simulator_events
-
     docs = [mirror.transaction_document(e) for e in simulator_events(200)]
     assert es_client.bulk_index(config.TRANSACTIONS_INDEX, docs) == 200
     mapping = es_client.request("GET", f"{config.TRANSACTIONS_INDEX}/_mapping").json()

@@ -123,7 +123,7 @@ SUMMARY_CASES = {
 def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
     from fin_assets.defs.resources.settings import PipelineSettings
     from fin_assets.defs.search.checks import finanzas_batch_matches_csv
-    from fin_assets_tests.test_search_elasticsearch import price_frame, write_csv
+    from fin_assets_tests.helpers.search_data import price_frame, write_csv
 
     write_csv(tmp_path, price_frame())
     with HostileServer(Hostile(OK_COUNT, ("200 OK", body, ""))) as server:

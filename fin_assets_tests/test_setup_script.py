@@ -51,10 +51,14 @@ PASSWORD_VARIABLES = (
     "DAGSTER_ES_PASSWORD",
 )
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-    reason="container paths need root, unshare and ip (CI runs as root)",
-)
+# `stack`: each service runs in a container namespace of its own (root, unshare).
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+        reason="container paths need root, unshare and ip (CI runs as root)",
+    ),
+]
 
 
 def interpolate(value: str, variables: dict[str, str]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,16 +29,12 @@ from fin_assets.lib.simulator.transactions_log import (
     TransactionLog,
     read_event_ids,
 )
-from fin_assets_tests.kafka_fixtures import read_topic, wait_for
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.simulator_cli import cli_env, parse_summary, topic_event_ids
 
 pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(
-    r"Summary \((?P<ended_by>[^)]*)\): generated=(?P<generated>\d+)"
-    r" acknowledged=(?P<acknowledged>\d+) failed=(?P<failed>\d+) dropped=(?P<dropped>\d+)"
-    r" unsent=(?P<unsent>\d+) pending=(?P<pending>\d+)"
-)
 
 
 SYMBOLS = ["TSLA", "IBM"]
@@ -95,10 +90,6 @@ def start_simulator(log_path, kafka, recorder, run_id, rate, flush_timeout_s):
     return simulator, thread, messages
 
 
-def topic_event_ids(bootstrap: str, topic: str) -> list[str]:
-    return [event["event_id"] for _, _, event in read_topic(bootstrap, topic)]
-
-
 def assert_every_logged_event_accounted(summary, logged: list[str], recorder, topic_ids):
     assert len(logged) == len(set(logged)) == summary.generated
     assert summary.pending == 0
@@ -128,12 +119,14 @@ def test_broker_killed_before_the_end_settles_every_count(tmp_path, private_brok
         log_path, kafka, recorder, "it-broker-gone", rate=300, flush_timeout_s=2
     )
     counts = simulator.delivery.counts
-    wait_for(lambda: counts.acknowledged >= 200, 60, "200 events acknowledged")
+    wait_until(lambda: counts.acknowledged >= 200, 60, 0.1, message="200 events acknowledged")
     # SIGKILL: the broker vanishes with records in flight, as a crashed or unplugged one does.
     pid = int((broker.run_dir / f"kafka-{broker.port}" / "kafka.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
     killed_at = counts.generated
-    wait_for(lambda: counts.generated >= killed_at + 300, 60, "events after the broker died")
+    wait_until(
+        lambda: counts.generated >= killed_at + 300, 60, 0.1, message="events after the broker died"
+    )
     simulator.stop.set()
     thread.join(timeout=60)
     assert not thread.is_alive(), "run() did not return"
@@ -161,7 +154,7 @@ def test_topic_deleted_mid_run_is_recreated_and_the_feed_goes_on(
     )
     counts = simulator.delivery.counts
     try:
-        wait_for(lambda: counts.acknowledged >= 100, 60, "100 events acknowledged")
+        wait_until(lambda: counts.acknowledged >= 100, 60, 0.1, message="100 events acknowledged")
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
         try:
             admin.delete_topics([unique_topic])
@@ -169,7 +162,12 @@ def test_topic_deleted_mid_run_is_recreated_and_the_feed_goes_on(
             admin.close()
         deleted_at = counts.acknowledged
         # Without a re-created topic no send would ever be acknowledged again.
-        wait_for(lambda: counts.acknowledged >= deleted_at + 300, 90, "delivery after deletion")
+        wait_until(
+            lambda: counts.acknowledged >= deleted_at + 300,
+            90,
+            0.1,
+            message="delivery after deletion",
+        )
     finally:
         simulator.stop.set()
         thread.join(timeout=90)
@@ -189,22 +187,6 @@ def test_topic_deleted_mid_run_is_recreated_and_the_feed_goes_on(
     assert len(topic_ids) >= summary.acknowledged - deleted_at
 
 
-def cli_env(data_dir: Path, bootstrap: str, topic: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FIN_DATA_DIR": str(data_dir),
-        "FIN_SYMBOLS": "TSLA,IBM",
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "FIN_KAFKA_TOPIC": topic,
-    }
-
-
-def parse_summary(stdout: str) -> dict[str, int | str]:
-    match = SUMMARY.search(stdout)
-    assert match, stdout
-    return {k: (v if k == "ended_by" else int(v)) for k, v in match.groupdict().items()}
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_simulate_stopped_by_a_signal_flushes_and_prints_its_summary(
     tmp_path, kafka_bootstrap_servers, unique_topic, signum
@@ -222,10 +204,11 @@ def test_simulate_stopped_by_a_signal_flushes_and_prints_its_summary(
     )
     log_path = data_dir / "logs_transacciones.log"
     try:
-        wait_for(
+        wait_until(
             lambda: log_path.exists() and len(read_event_ids(log_path)) >= 500,
             90,
-            "500 events logged",
+            0.1,
+            message="500 events logged",
         )
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=90)

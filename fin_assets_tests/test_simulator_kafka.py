@@ -16,30 +16,19 @@ import jsonschema
 import pytest
 
 from fin_assets.defs.resources.kafka import KafkaProducerResource
-from fin_assets.defs.resources.settings import PipelineSettings
 from fin_assets.defs.simulator.job import TOPIC_ASSET_KEY
 from fin_assets.defs.simulator.session import build_simulator
 from fin_assets.lib.simulator.delivery import EventDelivery
 from fin_assets.lib.simulator.runner import Simulator
 from fin_assets.lib.simulator.transactions_log import read_event_ids
-from fin_assets_tests.kafka_fixtures import free_port_pair, read_topic, wait_for
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.simulator_cli import make_settings
+from fin_assets_tests.kafka_fixtures import free_port_pair, read_topic
 
 pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
-
-
-def make_settings(tmp_path: Path) -> PipelineSettings:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "Datos_financieros.csv").write_text(
-        "fecha,simbolo,apertura,maximo,minimo,cierre,volumen\n"
-        "2026-05-04,TSLA,250,255,245,251.5,1000\n"
-        "2026-05-05,TSLA,251,262,250,260.0,1000\n"
-        "2026-05-05,IBM,180,182,178,181.0,1000\n"
-    )
-    return PipelineSettings(data_dir=str(data_dir), symbols="TSLA,IBM,AAPL")
 
 
 def run_in_thread(simulator: Simulator) -> threading.Thread:
@@ -173,22 +162,39 @@ def test_broker_down_at_start_and_restarted_mid_run_loses_and_duplicates_nothing
     counts = simulator.delivery.counts
     try:
         # Phase 1: no broker. Events are generated and logged, none acknowledged.
-        wait_for(lambda: counts.generated >= 100, 30, "events generated without a broker")
+        wait_until(
+            lambda: counts.generated >= 100, 30, 0.1, message="events generated without a broker"
+        )
         assert counts.acknowledged == 0
         assert len(read_event_ids(settings.transactions_log_path)) >= 100
 
         # Phase 2: the broker comes up; the backlog is delivered.
         broker.start()
         backlog_at_start = counts.generated
-        wait_for(lambda: counts.acknowledged >= backlog_at_start + 50, 60, "backlog delivered")
+        wait_until(
+            lambda: counts.acknowledged >= backlog_at_start + 50,
+            60,
+            0.1,
+            message="backlog delivered",
+        )
 
         # Phase 3: the broker stops mid-run and comes back.
         broker.stop()
         stopped_at = counts.generated
-        wait_for(lambda: counts.generated >= stopped_at + 100, 30, "events while broker down")
+        wait_until(
+            lambda: counts.generated >= stopped_at + 100,
+            30,
+            0.1,
+            message="events while broker down",
+        )
         broker.start()
         restarted_at = counts.generated
-        wait_for(lambda: counts.acknowledged >= restarted_at + 50, 90, "delivery after restart")
+        wait_until(
+            lambda: counts.acknowledged >= restarted_at + 50,
+            90,
+            0.1,
+            message="delivery after restart",
+        )
     finally:
         simulator.stop.set()
         thread.join(timeout=60)
@@ -226,10 +232,11 @@ def test_job_terminated_by_sigterm_flushes_and_records_counts(
     )
     try:
         log_path = settings.transactions_log_path
-        wait_for(
+        wait_until(
             lambda: log_path.exists() and len(read_event_ids(log_path)) >= 100,
             60,
-            "the job to produce 100 events",
+            0.1,
+            message="the job to produce 100 events",
         )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=90)

@@ -29,7 +29,8 @@ from fin_assets.lib.simulator.backoff import (
     consecutive_failures,
 )
 from fin_assets.lib.simulator.shards import ShardError, assign_shards, parse_shard_tags
-from fin_assets_tests.kafka_fixtures import read_topic, wait_for
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.kafka_fixtures import read_topic
 
 # --- shards -------------------------------------------------------------------------------
 
@@ -208,10 +209,7 @@ def _run_job_in_thread(instance: dg.DagsterInstance, rate: float = 5.0):
         runs = instance.get_runs(dg.RunsFilter(job_name=JOB_NAME, statuses=[STARTED]))
         return runs[0] if runs and "fin_assets/worker_pid" in runs[0].tags else None
 
-    deadline = time.monotonic() + 90
-    while (run := producing_run()) is None:
-        assert time.monotonic() < deadline, "the simulator run did not start"
-        time.sleep(0.2)
+    run = wait_until(producing_run, 90, 0.2, message="the simulator run to start")
     return run, thread, result
 
 
@@ -234,10 +232,11 @@ def test_the_op_stops_producing_once_it_is_not_the_live_run(sim_env, tmp_path, h
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         run, thread, result = _run_job_in_thread(instance)
-        wait_for(
+        wait_until(
             lambda: any(e["run_id"] == run.run_id for e in _events(bootstrap, topic)),
             60,
-            "the run's first events",
+            0.1,
+            message="the run's first events",
         )
         if how == "marked_failed":  # what the sensor does to a stale run
             instance.report_run_failed(run, message="test: replaced")

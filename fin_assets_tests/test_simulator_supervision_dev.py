@@ -28,25 +28,30 @@ import requests
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from fin_assets.cli.dev import descendants, live_processes
 from fin_assets.defs.simulator.specs import (
     JOB_NAME,
     SENSOR_NAME,
     SHARD_TAG,
     WORKER_PID_TAG,
 )
-from fin_assets.defs.simulator.workers import process_start_ticks
 from fin_assets.lib.simulator.backoff import backoff_delay_s
 from fin_assets.lib.simulator.shards import assign_shards
-from fin_assets_tests.kafka_fixtures import read_topic
-from fin_assets_tests.ui_fixtures import (
+from fin_assets_tests.helpers.dagster_ui import free_port, start_logged_process
+from fin_assets_tests.helpers.graphql import (
     LIVE_RUN_STATUSES,
     LOCATION_NAME,
+    TRANSIENT,
     GraphQLMixin,
-    free_port,
-    start_logged_process,
-    wait_until,
 )
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.processes import (
+    alive,
+    descendants,
+    group_members,
+    same_process,
+    start_time,
+)
+from fin_assets_tests.kafka_fixtures import read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -71,16 +76,16 @@ class DevUnderTest(GraphQLMixin):
     log_path: Path
     session: requests.Session = field(default_factory=requests.Session)
     # Every descendant seen, so that a failed test leaves no orphan behind (teardown kills).
-    seen: dict[int, str | None] = field(default_factory=dict)  # pid -> start ticks
+    seen: dict[int, float | None] = field(default_factory=dict)  # pid -> start time
 
     def remember_tree(self) -> None:
         for pid in descendants(self.process.pid):
-            self.seen.setdefault(pid, process_start_ticks(pid))
+            self.seen.setdefault(pid, start_time(pid))
 
     def kill_leftovers(self) -> None:
         """SIGKILL remembered processes still alive, never a reused pid (start time checked)."""
         for pid, started in self.seen.items():
-            if started is not None and process_start_ticks(pid) == started and _pid_alive(pid):
+            if same_process(pid, started):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -127,14 +132,6 @@ query Ticks($selector: SensorSelector!) {
   }
 }
 """
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 def _parse_ts(event: dict[str, Any]) -> float:
@@ -198,13 +195,13 @@ def dev(kafka_bootstrap_servers: str, tmp_path_factory) -> Iterator[DevUnderTest
                 raise AssertionError(f"fin-assets dev exited:\n{ui.log_tail()}")
             return requests.get(f"{ui.url}/server_info", timeout=2).status_code == 200
 
-        wait_until(serving, 180, "fin-assets dev to serve /server_info")
+        wait_until(serving, 180, message="fin-assets dev to serve /server_info", ignore=TRANSIENT)
 
         def loaded() -> bool:
             entries = ui.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
             return any(e["name"] == LOCATION_NAME and e["loadStatus"] == "LOADED" for e in entries)
 
-        wait_until(loaded, 180, "the code location to load")
+        wait_until(loaded, 180, message="the code location to load", ignore=TRANSIENT)
         assert ui.start_sensor(SENSOR_NAME) == "RUNNING"
         yield ui
     finally:
@@ -235,7 +232,7 @@ def _both_shards_producing(dev: DevUnderTest, timeout: float = 180) -> dict[str,
         return runs if set(runs) == {str(i) for i in range(SHARDS)} else None
 
     try:
-        return wait_until(ready, timeout, f"{SHARDS} shard runs STARTED")
+        return wait_until(ready, timeout, message=f"{SHARDS} shard runs STARTED", ignore=TRANSIENT)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{dev.log_tail()}") from None
 
@@ -255,13 +252,23 @@ def test_each_shard_runs_once_on_its_own_symbols_and_a_second_launch_waits(dev: 
             assert symbols <= set(expected[int(shard)]), (shard, symbols, expected)
         return all(seen[s] == set(expected[int(s)]) for s in seen)
 
-    wait_until(every_symbol_seen, 90, "each shard run's events for all of its symbols")
+    wait_until(
+        every_symbol_seen,
+        90,
+        message="each shard run's events for all of its symbols",
+        ignore=TRANSIENT,
+    )
 
     # A second launch of shard 0 (as from the launchpad, with the job's default shard tag):
     # it waits QUEUED on the instance's one-run-per-shard limit while shard 0 runs.
     second = dev.client().submit_job_execution(JOB_NAME, tags={SHARD_TAG: "0"})
     ticks = dev.tick_count()
-    wait_until(lambda: dev.tick_count() >= ticks + 5, 60, "five more sensor ticks")
+    wait_until(
+        lambda: dev.tick_count() >= ticks + 5,
+        60,
+        message="five more sensor ticks",
+        ignore=TRANSIENT,
+    )
     assert dev.run_status(second) == "QUEUED"
     assert dev.started_by_shard()["0"]["runId"] == runs["0"]["runId"]
     dev.client().terminate_run(second)
@@ -279,15 +286,22 @@ def test_a_paused_worker_is_replaced_and_never_produces_again(dev: DevUnderTest)
             run = dev.started_by_shard().get("0")
             return run if run and run["runId"] != paused["runId"] else None
 
-        new = wait_until(replacement, 120, "the sensor to replace the paused shard-0 run")
+        new = wait_until(
+            replacement,
+            120,
+            message="the sensor to replace the paused shard-0 run",
+            ignore=TRANSIENT,
+        )
         new_events = lambda: [e for e in dev.events() if e["run_id"] == new["runId"]]  # noqa: E731
-        wait_until(new_events, 60, "events from the replacement")
+        wait_until(new_events, 60, message="events from the replacement", ignore=TRANSIENT)
     finally:
         # The sensor SIGKILLs a stale worker on this host; should it still exist, resume it.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
     resumed_at = time.time()
-    wait_until(lambda: not _pid_alive(pid), 90, f"the resumed worker {pid} to exit")
+    wait_until(
+        lambda: not alive(pid), 90, message=f"the resumed worker {pid} to exit", ignore=TRANSIENT
+    )
 
     # Marked failed by the sensor; if the termination the sensor sent lands first on resume,
     # Dagster ends it CANCELED instead. Either way it stopped without producing.
@@ -308,9 +322,14 @@ def test_a_killed_worker_is_replaced(dev: DevUnderTest):
         run = dev.started_by_shard().get("1")
         return run if run and run["runId"] != killed["runId"] else None
 
-    new = wait_until(replacement, 120, "the sensor to replace the killed shard-1 run")
+    new = wait_until(
+        replacement, 120, message="the sensor to replace the killed shard-1 run", ignore=TRANSIENT
+    )
     wait_until(
-        lambda: any(e["run_id"] == new["runId"] for e in dev.events()), 60, "replacement events"
+        lambda: any(e["run_id"] == new["runId"] for e in dev.events()),
+        60,
+        message="replacement events",
+        ignore=TRANSIENT,
     )
     assert dev.run_status(killed["runId"]) == "FAILURE"
     _assert_no_overlap(dev.events(), assign_shards(SYMBOLS.split(","), SHARDS)[1])
@@ -331,7 +350,7 @@ def test_a_run_failing_at_start_is_replaced_with_growing_backoff(dev: DevUnderTe
             failed = [r for r in records if r["status"] == "FAILURE"]
             return failed if len(failed) >= 4 else None
 
-        wait_until(shard0_failures, 240, "four failed starts of shard 0")
+        wait_until(shard0_failures, 240, message="four failed starts of shard 0", ignore=TRANSIENT)
         reasons = dev.skip_reasons()
         assert any("shard 0: backing off after" in reason for reason in reasons), reasons
     finally:
@@ -378,21 +397,22 @@ def _run_records(dev: DevUnderTest, shard: str, after: str) -> list[dict[str, An
 def test_sigterm_to_fin_assets_dev_stops_everything_it_started(dev: DevUnderTest):
     runs = _both_shards_producing(dev)
     workers = {int(run["tagmap"][WORKER_PID_TAG]) for run in runs.values()}
-    tree = descendants(dev.process.pid, live_processes())
+    tree = descendants(dev.process.pid)
     assert workers <= tree, (workers, tree)
-    pgids = {os.getpgid(pid) for pid in tree if _pid_alive(pid)}
+    pgids = {os.getpgid(pid) for pid in tree if alive(pid)}
 
     dev.process.send_signal(signal.SIGTERM)
     dev.process.wait(timeout=120)
     stopped_at = time.time()
 
     def nothing_left():
-        processes = live_processes()
         return not (
-            {pid for pid, (_, pgid) in processes.items() if pgid in pgids} | (tree & set(processes))
+            {pid for pgid in pgids for pid in group_members(pgid)} | {p for p in tree if alive(p)}
         )
 
-    wait_until(nothing_left, 30, "every process fin-assets dev started to exit")
+    wait_until(
+        nothing_left, 30, message="every process fin-assets dev started to exit", ignore=TRANSIENT
+    )
     assert dev.process.returncode == 0, dev.log_tail()
     # Graceful: each simulator ran its termination path (counts recorded, run CANCELED).
     from dagster import DagsterInstance, DagsterRunStatus

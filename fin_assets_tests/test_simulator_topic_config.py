@@ -25,8 +25,8 @@ from fin_assets.defs.resources.kafka import (
     topic_config_problems,
 )
 from fin_assets.defs.simulator.session import build_simulator
+from fin_assets_tests.helpers.simulator_cli import make_settings
 from fin_assets_tests.kafka_fixtures import read_topic
-from fin_assets_tests.test_simulator_kafka import make_settings
 
 pytestmark = pytest.mark.kafka
 

@@ -14,17 +14,22 @@ import shutil
 
 import pytest
 
-from fin_assets_tests.prerequisites import missing
-from fin_assets_tests.test_ui_graphql import (
+from fin_assets_tests.helpers.browser import wait_until_opaque
+from fin_assets_tests.helpers.dagster_ui import (
     BATCH_CHAIN,
     EXPECTED,
     NRT_CHAIN,
+    REPO,
     SCHEDULE,
     SEARCH_BATCH_EDGE,
     SIMULATOR_JOB,
     SIMULATOR_SENSOR,
+    SYMBOLS,
+    DagsterUI,
 )
-from fin_assets_tests.ui_fixtures import REPO, SYMBOLS, DagsterUI, wait_until, wait_until_opaque
+from fin_assets_tests.helpers.graphql import TRANSIENT
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.prerequisites import missing
 
 pytestmark = pytest.mark.browser
 
@@ -127,7 +132,9 @@ def test_lineage_shows_batch_and_near_real_time_flows(ui_page, dagster_ui: Dagst
         return (boxes, edges) if set(boxes) == set(present) and expected_edges <= edges else None
 
     try:
-        boxes, edges = wait_until(all_drawn, 20, "the expanded lineage graph to draw every edge")
+        boxes, edges = wait_until(
+            all_drawn, 20, message="the expanded lineage graph to draw every edge", ignore=TRANSIENT
+        )
     finally:
         shot = shots(page, "lineage-expanded")
     publish(shot, "lineage")
@@ -177,7 +184,8 @@ def launch_batch_materialization(
         (run_id,) = wait_until(
             lambda: [r["runId"] for r in dagster_ui.runs(limit=50) if r["runId"] not in before],
             60,
-            "the launched run",
+            message="the launched run",
+            ignore=TRANSIENT,
         )
         dagster_ui.wait_run(run_id, {"SUCCESS"}, timeout=RUN_TIMEOUT_MS / 1000)
         runs = dagster_ui.backfill_runs_by_id([run_id])
@@ -324,7 +332,8 @@ def test_schedule_and_sensor_turn_on_and_the_sensor_launches_the_simulator(
     wait_until(
         lambda: dagster_ui.schedule(SCHEDULE)["scheduleState"]["status"] == "RUNNING",
         10,
-        "the schedule to be RUNNING",
+        message="the schedule to be RUNNING",
+        ignore=TRANSIENT,
     )
 
     before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}
@@ -332,7 +341,8 @@ def test_schedule_and_sensor_turn_on_and_the_sensor_launches_the_simulator(
     wait_until(
         lambda: dagster_ui.sensor(SIMULATOR_SENSOR)["sensorState"]["status"] == "RUNNING",
         10,
-        "the sensor to be RUNNING",
+        message="the sensor to be RUNNING",
+        ignore=TRANSIENT,
     )
     shot = shots(page, "automation-on")
     publish(shot, "automation")
@@ -371,7 +381,12 @@ def wait_for_sensor_run(page, ui: DagsterUI, before: set[str], shots) -> str:
         fresh = [r for r in ui.runs(job_name=SIMULATOR_JOB) if r["runId"] not in before]
         return fresh[0]["runId"] if fresh and fresh[0]["status"] == "STARTED" else None
 
-    run_id = wait_until(launched, 90, f"{SIMULATOR_SENSOR}'s tick to start {SIMULATOR_JOB}")
+    run_id = wait_until(
+        launched,
+        90,
+        message=f"{SIMULATOR_SENSOR}'s tick to start {SIMULATOR_JOB}",
+        ignore=TRANSIENT,
+    )
     page.goto("/runs")
     run_link = page.locator(f"a[href='/runs/{run_id}']").first
     expect(run_link).to_be_visible()

@@ -10,35 +10,23 @@ import json
 import os
 import re
 import signal
-from pathlib import Path
 
 from fin_assets.defs.batch.partitions import range_tags
+from fin_assets_tests.helpers.dagster_ui import (
+    BATCH_CHAIN,
+    EXPECTED,
+    NRT_CHAIN,
+    SCHEDULE,
+    SEARCH_BATCH_EDGE,
+    SIMULATOR_JOB,
+    SIMULATOR_SENSOR,
+    SYMBOLS,
+    DagsterUI,
+)
+from fin_assets_tests.helpers.graphql import LIVE_RUN_STATUSES, TRANSIENT
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.processes import alive
 from fin_assets_tests.prerequisites import missing
-from fin_assets_tests.ui_fixtures import LIVE_RUN_STATUSES, SYMBOLS, DagsterUI
-
-BATCH_CHAIN = [
-    ("alpha_vantage_api", "alpha_vantage_daily_raw"),
-    ("alpha_vantage_daily_raw", "daily_prices"),
-    ("daily_prices", "datos_financieros_csv"),
-]
-SEARCH_BATCH_EDGE = ("datos_financieros_csv", "finanzas_batch")
-NRT_CHAIN = [
-    ("datos_financieros_csv", "transacciones_financieras"),
-    ("transacciones_financieras", "transacciones_nrt"),
-]
-# Each asset's group (its flow) and the kinds that say what it is.
-EXPECTED = {
-    "alpha_vantage_api": ("batch", {"api"}),
-    "alpha_vantage_daily_raw": ("batch", {"json"}),
-    "daily_prices": ("batch", {"pandas"}),
-    "datos_financieros_csv": ("batch", {"csv"}),
-    "transacciones_financieras": ("near_real_time", {"kafka"}),
-    "finanzas_batch": ("search", {"elasticsearch"}),
-    "transacciones_nrt": ("search", {"elasticsearch"}),
-}
-SIMULATOR_JOB = "transaction_simulator_job"
-SIMULATOR_SENSOR = "transaction_simulator_sensor"
-SCHEDULE = "daily_batch_schedule"
 
 
 def edges(nodes: dict[str, dict]) -> set[tuple[str, str]]:
@@ -213,20 +201,26 @@ def test_simulator_sensor_through_graphql(dagster_ui: DagsterUI):
 
 def launched_simulator_run(ui: DagsterUI, before: set[str], timeout: float) -> str:
     """The run the sensor's tick launched (a run of the simulator job that is new)."""
-    from fin_assets_tests.ui_fixtures import wait_until
 
     def new_run() -> str | None:
         fresh = [r["runId"] for r in ui.runs(job_name=SIMULATOR_JOB) if r["runId"] not in before]
         return fresh[0] if fresh else None
 
-    run_id = wait_until(new_run, timeout, f"{SIMULATOR_SENSOR} to launch {SIMULATOR_JOB}")
+    run_id = wait_until(
+        new_run, timeout, message=f"{SIMULATOR_SENSOR} to launch {SIMULATOR_JOB}", ignore=TRANSIENT
+    )
 
     # The run exists a moment before its tick is finalised with the run's id.
     def tick_with_run() -> bool:
         ticks = ui.sensor(SIMULATOR_SENSOR)["sensorState"]["ticks"]
         return any(run_id in t["runIds"] for t in ticks)
 
-    wait_until(tick_with_run, 30, f"a {SIMULATOR_SENSOR} tick that launched run {run_id}")
+    wait_until(
+        tick_with_run,
+        30,
+        message=f"a {SIMULATOR_SENSOR} tick that launched run {run_id}",
+        ignore=TRANSIENT,
+    )
     return run_id
 
 
@@ -236,7 +230,7 @@ def run_worker_pids(ui: DagsterUI, run_id: str) -> list[int]:
         found = re.search(
             r"(?:Started process for run|in process) \(pid: (\d+)\)", event.get("message") or ""
         )
-        if found and Path(f"/proc/{found[1]}").exists():
+        if found and alive(int(found[1])):
             return [int(found[1])]
     return []
 
@@ -247,8 +241,6 @@ def test_sensor_replaces_a_simulator_whose_process_was_killed(dagster_ui: Dagste
     assert dagster_ui.sensor(SIMULATOR_SENSOR) is not None, f"{SIMULATOR_SENSOR} not defined"
     if not dagster_ui.kafka_bootstrap:
         missing(dagster_ui.kafka_reason)
-    from fin_assets_tests.ui_fixtures import wait_until
-
     before = {r["runId"] for r in dagster_ui.runs(job_name=SIMULATOR_JOB)}
     replacement = None
     try:
@@ -256,7 +248,10 @@ def test_sensor_replaces_a_simulator_whose_process_was_killed(dagster_ui: Dagste
         crashed = launched_simulator_run(dagster_ui, before, timeout=90)
         assert dagster_ui.wait_run(crashed, {"STARTED"}, timeout=60) == "STARTED"
         pids = wait_until(
-            lambda: run_worker_pids(dagster_ui, crashed), 30, "the run worker's process"
+            lambda: run_worker_pids(dagster_ui, crashed),
+            30,
+            message="the run worker's process",
+            ignore=TRANSIENT,
         )
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
