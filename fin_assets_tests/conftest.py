@@ -1,4 +1,21 @@
-"""Shared fixtures. Each flow keeps its fixtures in its own plugin module."""
+"""Shared fixtures. Each flow keeps its fixtures in its own plugin module.
+
+Test tiers: a test that uses (directly or through another fixture) a fixture that starts or
+needs a service gets that service's marker at collection, so a new test cannot forget it. The
+fast tier, with no service at all:
+
+    .venv/bin/python -m pytest -q -p no:randomly \
+        -m "not (kafka or elasticsearch or postgres or logstash or browser or stack or cluster)"
+
+Tests that start a service without such a fixture (a scripts/*.sh subprocess, a container
+namespace) carry an explicit `pytestmark` at the top of their module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
 
 pytest_plugins: list[str] = [
     "fin_assets_tests.batch_fixtures",
@@ -9,3 +26,53 @@ pytest_plugins: list[str] = [
     "fin_assets_tests.dagster_stack_fixtures",
     "fin_assets_tests.logstash_fixtures",
 ]
+
+# Service fixture -> the markers of what it starts or needs. Fixtures reached through another
+# fixture's arguments are in a test's fixture closure already; `dagster_ui` asks for the Kafka
+# broker at run time (request.getfixturevalue), hence its explicit `kafka`.
+SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
+    # kafka_fixtures.py
+    "kafka_bootstrap_servers": ("kafka",),
+    "private_broker_factory": ("kafka",),
+    "secured_kafka": ("kafka",),
+    "kafka_cluster": ("kafka", "cluster"),
+    # elasticsearch_fixtures.py
+    "elasticsearch_url": ("elasticsearch",),
+    "es_client": ("elasticsearch",),
+    "secured_elasticsearch": ("elasticsearch",),
+    "elasticsearch_cluster": ("elasticsearch", "cluster"),
+    # postgres_fixtures.py
+    "postgres_server": ("postgres",),
+    # logstash_fixtures.py: Logstash on the secured node and the session broker
+    "logstash_stack": ("logstash", "kafka", "elasticsearch"),
+    # dagster_stack_fixtures.py: the compose services in a namespace, on PostgreSQL and Kafka
+    "dagster_stack": ("stack", "postgres", "kafka"),
+    # ui_fixtures.py: `dagster dev` (its simulator job produces to Kafka) and Chromium
+    "dagster_ui": ("browser", "kafka"),
+    "ui_browser": ("browser",),
+    "ui_page": ("browser", "kafka"),
+}
+
+TIER_MARKERS = ("kafka", "elasticsearch", "postgres", "logstash", "browser", "stack", "cluster")
+
+
+def _check_service_fixtures_exist() -> None:
+    """A renamed fixture must not silently drop its tests out of their tier."""
+    modules = [importlib.import_module(name) for name in pytest_plugins]
+    unknown = [name for name in SERVICE_FIXTURES if not any(hasattr(m, name) for m in modules)]
+    if unknown:
+        raise pytest.UsageError(
+            f"conftest.SERVICE_FIXTURES names fixtures no plugin defines: {unknown}"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _check_service_fixtures_exist()
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        present = {mark.name for mark in item.iter_markers()}
+        for fixture in used.intersection(SERVICE_FIXTURES):
+            for marker in SERVICE_FIXTURES[fixture]:
+                if marker not in present:
+                    item.add_marker(marker)
+                    present.add(marker)
