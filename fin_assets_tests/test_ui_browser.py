@@ -27,7 +27,7 @@ from fin_assets_tests.helpers.dagster_ui import (
     SYMBOLS,
     DagsterUI,
 )
-from fin_assets_tests.helpers.graphql import TRANSIENT
+from fin_assets_tests.helpers.graphql import LOCATION_NAME, TRANSIENT
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.prerequisites import missing
 
@@ -152,7 +152,7 @@ def launch_batch_materialization(
     `keep` (Custom, the others removed from the picker). Several partitions launch a backfill
     (one run for the range: single-run policy), a single one launches one run. Returns the
     runs, once all of them have finished."""
-    page.goto("/locations/fin_assets.definitions/asset-groups/batch")
+    page.goto(f"/locations/{LOCATION_NAME}/asset-groups/batch")
     materialize = page.get_by_role("button", name=re.compile(r"Materialize all"))
     expect(materialize).to_be_enabled()
     shots(page, "batch-group")
