@@ -1,17 +1,16 @@
-"""The API key never reaches a file, the event log or metadata; the CSV is replaced atomically."""
+"""The API key never reaches a file, the event log or metadata; the CSV is replaced atomically.
+
+Each "never" counts what it read (files, events) and names the artefacts that must be among
+them: a scan of nothing would pass too."""
 
 import os
 import threading
-from pathlib import Path
 
 import dagster as dg
 
 from fin_assets.lib.batch.prices import write_atomically
 from fin_assets_tests.batch_fixtures import SECRET_KEY
-
-
-def files_containing(root: Path, needle: bytes) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+from fin_assets_tests.helpers.secrets import scan_files, scan_texts
 
 
 def test_key_appears_nowhere_after_failures_that_echo_it(batch, stand_in, tmp_path):
@@ -24,12 +23,14 @@ def test_key_appears_nowhere_after_failures_that_echo_it(batch, stand_in, tmp_pa
     assert batch.csv_path.exists()  # ...TSLA written
 
     # every file the pipeline or Dagster wrote under the test's folders
-    assert files_containing(tmp_path, SECRET_KEY.encode()) == []
+    scan_files(tmp_path, SECRET_KEY).assert_clean(
+        expect=[str(batch.csv_path), "extraccion_finanzas.log", str(batch.history_path("TSLA"))]
+    )
     # every event of the run, as stored (messages, metadata, errors)
     records = batch.instance.all_logs(result.run_id)
-    assert records
-    for record in records:
-        assert SECRET_KEY not in dg.serialize_value(record)
+    events = {f"event {i}": dg.serialize_value(r) for i, r in enumerate(records)}
+    scan = scan_texts(events, SECRET_KEY, "stored events").assert_clean()
+    assert len(scan.inspected) == len(records) > 0
 
     log = (batch.data_dir / "extraccion_finanzas.log").read_text()
     assert "cause=daily_quota" in log and "API key as ***" in log
@@ -44,9 +45,10 @@ def test_key_appears_nowhere_after_transport_failures(batch, tmp_path):
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}/query"
     result = batch.run(base_url=closed, max_retries=1)
     assert not result.success
-    assert files_containing(tmp_path, SECRET_KEY.encode()) == []
-    for record in batch.instance.all_logs(result.run_id):
-        assert SECRET_KEY not in dg.serialize_value(record)
+    scan_files(tmp_path, SECRET_KEY).assert_clean(expect=["extraccion_finanzas.log"])
+    records = batch.instance.all_logs(result.run_id)
+    events = {f"event {i}": dg.serialize_value(r) for i, r in enumerate(records)}
+    assert scan_texts(events, SECRET_KEY, "stored events").assert_clean().inspected
     assert "connection refused" in (batch.data_dir / "extraccion_finanzas.log").read_text()
 
 

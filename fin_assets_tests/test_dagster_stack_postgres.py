@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from fin_assets_tests.helpers.secrets import scan_command_lines, scan_files
 from fin_assets_tests.postgres_fixtures import POSTGRES_SCRIPT, PostgresServer, run_on_host
 
 
@@ -21,18 +22,13 @@ def test_server_serves_the_database_with_the_password(postgres_server: PostgresS
 
 
 def test_password_is_not_in_argv_or_in_any_state_file(postgres_server: PostgresServer):
-    password = postgres_server.password.encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            assert password not in cmdline, cmdline[:200]
+    password = postgres_server.password
+    # Every process as `ps` shows it, the server's own among them.
+    scan_command_lines(password).assert_clean(expect=["postgres"])
     # pg_authid keeps a SCRAM verifier, never the password itself.
-    for path in (postgres_server.state_dir / "pg").rglob("*"):
-        if path.is_file():
-            assert password not in path.read_bytes(), path
+    scan_files(postgres_server.state_dir / "pg", password).assert_clean(
+        expect=["postgresql.conf", "global/"]
+    )
 
 
 def test_a_wrong_password_is_refused(postgres_server: PostgresServer):

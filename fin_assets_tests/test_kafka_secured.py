@@ -29,6 +29,7 @@ from fin_assets.lib.kafka_security import (
 )
 from fin_assets.lib.simulator.transactions_log import read_event_ids
 from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.secrets import scan_command_lines, scan_files
 from fin_assets_tests.kafka_fixtures import (
     SecuredKafka,
     make_test_certificates,
@@ -56,16 +57,6 @@ def assert_read_back_equals_log(
     return len(logged)
 
 
-def files_containing(root: Path, secret: str) -> list[Path]:
-    needle = secret.encode()
-    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
-def process_command_lines() -> str:
-    """What `ps` shows of every process: the arguments, never the environment."""
-    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-
-
 def test_simulator_job_over_sasl_ssl_scram_delivers_every_logged_event(
     tmp_path, secured_kafka: SecuredKafka, unique_topic
 ):
@@ -84,15 +75,18 @@ def test_simulator_job_over_sasl_ssl_scram_delivers_every_logged_event(
         "KAFKA_SASL_PASSWORD": secured_kafka.password,
         "KAFKA_SSL_CAFILE": secured_kafka.cafile,
     }
+    password = secured_kafka.password
     (tmp_path / "dagster_home").mkdir()
     command = [sys.executable, "-m", "fin_assets.cli", "simulator-job", "--duration", "4"]
     command += ["--rate", "25", "--seed", "5"]
     job = subprocess.Popen(
         command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    # What `ps` shows of every process (the arguments, never the environment), every 0.5 s
+    # while the job runs.
     seen_by_ps = []
     while job.poll() is None:
-        seen_by_ps.append(process_command_lines())
+        seen_by_ps.append(scan_command_lines(password))
         time.sleep(0.5)
     output = job.communicate(timeout=120)[0].decode(errors="replace")
     assert job.returncode == 0, output
@@ -105,14 +99,19 @@ def test_simulator_job_over_sasl_ssl_scram_delivers_every_logged_event(
         secured_kafka.sasl_client_config(),
     )
     assert delivered >= 50
-    password = secured_kafka.password
     assert password not in output
-    assert not any(password in lines for lines in seen_by_ps)
-    assert not files_containing(tmp_path, password)  # the Dagster instance, logs, data
-    broker_cmdline = Path(f"/proc/{secured_kafka.broker_pid}/cmdline").read_bytes()
-    assert password.encode() not in broker_cmdline
+    # The job's own process was among those `ps` showed, in at least one snapshot.
+    assert seen_by_ps, "the job ended before `ps` was looked at once"
+    sum(seen_by_ps[1:], seen_by_ps[0]).assert_clean(expect=[f"pid {job.pid}: "])
+    # The Dagster instance, logs, data.
+    scan_files(tmp_path, password).assert_clean(
+        expect=["dagster_home", "data/logs_transacciones.log"]
+    )
+    scan_command_lines(password, [secured_kafka.broker_pid]).assert_clean(
+        expect=[f"pid {secured_kafka.broker_pid}: "]
+    )
     # On the broker's side the password is only in the format step's 0600 argfile, deleted.
-    assert not files_containing(secured_kafka.state_dir, password)
+    scan_files(secured_kafka.state_dir, password).assert_clean()
 
 
 def test_simulator_over_ssl_delivers_every_logged_event(
@@ -198,7 +197,8 @@ def test_wrong_password_is_named_and_nothing_counts_as_sent(
     captured = capfd.readouterr()
     everything = "\n".join([message, summary.last_error or "", *lines, captured.out, captured.err])
     assert wrong not in everything and secured_kafka.password not in everything
-    assert not files_containing(tmp_path, wrong)
+    # The transactions log among the files read.
+    scan_files(tmp_path, wrong).assert_clean(expect=[str(settings.transactions_log_path)])
 
 
 def test_untrusted_broker_certificate_is_named(tmp_path, secured_kafka: SecuredKafka):

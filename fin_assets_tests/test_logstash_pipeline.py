@@ -214,20 +214,26 @@ _SECRET_REFERENCE = re.compile(r"\$\{[A-Z0-9_]+:?\}")
 
 
 def test_no_literal_secrets_in_logstash_files():
-    for path in (REPO / "logstash").rglob("*"):
-        if path.is_file():
-            assert "changeme" not in path.read_text().lower(), path
+    read = [path for path in (REPO / "logstash").rglob("*") if path.is_file()]
+    for path in read:
+        assert "changeme" not in path.read_text().lower(), path
+    # Counted: the pipeline definitions were among the files read, and password options seen.
+    assert PIPELINE_PATH in read, [str(p) for p in read]
+    passwords_checked = jaas_checked = 0
     for path in pipeline_files():
         for plugin in pipeline_plugins(path):
             where = f"{path.name} {plugin.attrs.get('id')}"
             for name, value in plugin.attrs.items():
                 if "password" in name:
+                    passwords_checked += 1
                     assert isinstance(value, str) and _SECRET_REFERENCE.fullmatch(value), where
                 if name == "sasl_jaas_config":
+                    jaas_checked += 1
                     # Inside the JAAS line: password='${VAR:}', nothing else.
                     secrets = re.findall(r"password\s*=\s*(\S+?);?(?:\s|$)", value)
                     assert secrets, where
                     assert all(_SECRET_REFERENCE.fullmatch(s.strip("'\"")) for s in secrets), where
+    assert passwords_checked > 0 and jaas_checked > 0, (passwords_checked, jaas_checked)
 
 
 def pipelines_yml() -> dict[str, dict]:

@@ -194,10 +194,15 @@ def test_the_key_echoed_by_a_login_page_reaches_no_file_event_or_metadata(batch,
     assert not result.success
     log = (batch.data_dir / "extraccion_finanzas.log").read_text()
     assert "cause=not_json" in log
-    texts = [log]
-    texts += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
-    texts += [dg.serialize_value(r) for r in batch.instance.all_logs(result.run_id)]
-    assert [leaked(t, [API_KEY]) for t in texts if leaked(t, [API_KEY])] == []
+    texts = {"extraccion_finanzas.log (read first)": log}
+    files = [p for p in sorted(tmp_path.rglob("*")) if p.is_file() and not p.is_symlink()]
+    texts |= {str(p): p.read_text(errors="replace") for p in files}
+    records = batch.instance.all_logs(result.run_id)
+    texts |= {f"event {i}": dg.serialize_value(r) for i, r in enumerate(records)}
+    # What was read: the run's log file among the files, and every stored event of the run.
+    assert records and any(name.endswith("extraccion_finanzas.log") for name in texts)
+    assert len(texts) == 1 + len(files) + len(records)
+    assert {name: leaked(t, [API_KEY]) for name, t in texts.items() if leaked(t, [API_KEY])} == {}
 
 
 # --- the pure parts of the policy -----------------------------------------------------------

@@ -335,7 +335,14 @@ def test_setup_script_completes_and_every_body_arrives(setup_run: SetupRun):
 def test_setup_script_keeps_passwords_off_command_lines_and_output(setup_run: SetupRun):
     leaks = [leak for r in setup_run.requests for leak in r["argv_leaks"]]
     assert setup_run.requests and leaks == []
+    # Each request's scan read command lines, the client's (curl, waiting for the answer)
+    # among them: a scan of nothing would pass too.
+    assert all(r["argv_checked"] > 0 for r in setup_run.requests), setup_run.requests
+    assert all("curl" in r["argv_programs"] for r in setup_run.requests), [
+        r["argv_programs"] for r in setup_run.requests
+    ]
     output = setup_run.setup.stdout + setup_run.setup.stderr
+    assert output and setup_run.passwords
     for password in setup_run.passwords.values():
         assert password not in output
 

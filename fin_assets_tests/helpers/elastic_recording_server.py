@@ -5,8 +5,8 @@ It answers the calls docker/setup/setup.sh makes the way the real servers do: th
 `X-Elastic-Product: Elasticsearch` header, JSON bodies, `400 request body is required` for a
 write without a body (what Elasticsearch answers, and what made set -e stop the real script),
 Kibana's `/api/status` and `_import`. While a request is being served it also looks for the
-secrets it was given in every process's command line (`/proc/*/cmdline`), which is what `ps`
-shows: a hit is recorded.
+secrets it was given in every process's command line, which is what `ps` shows: a hit is
+recorded, and so are how many command lines were read and their programs.
 
 Run it as a process (`python -m fin_assets_tests.helpers.elastic_recording_server --help`),
 e.g. inside a private network namespace where it can own ports 9200 and 5601, or in-process with
@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from fin_assets_tests.helpers import processes
 
 ES_HEADERS = {"X-Elastic-Product": "Elasticsearch", "Content-Type": "application/json"}
 KIBANA_HEADERS = {"kbn-name": "kibana", "Content-Type": "application/json; charset=utf-8"}
@@ -90,19 +92,16 @@ def _multipart_file(body: bytes) -> bytes:
     return content.rsplit(b"\r\n--", 1)[0]
 
 
-def argv_leaks(secrets: list[str]) -> list[str]:
-    """Command lines (as `ps` shows them) that contain one of the secrets."""
-    leaks = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+def argv_scan(secrets: list[str]) -> tuple[list[str], list[str]]:
+    """(command lines that contain one of the secrets, the programs of every command line
+    read), as `ps` shows them: the second says what was inspected (the client sending the
+    request among them), so that a scan that read nothing cannot pass as clean."""
+    leaks, programs = [], []
+    for pid, argv in processes.command_lines().items():
+        programs.append(Path(argv.split(" ", 1)[0]).name if argv else "")
         if any(secret and secret in argv for secret in secrets):
-            leaks.append(f"pid {entry.name}: {argv[:80]}...")
-    return leaks
+            leaks.append(f"pid {pid}: {argv[:80]}...")
+    return leaks, programs
 
 
 def make_handler(answer: Answer, record: Path | None, secrets: list[str]):
@@ -117,7 +116,7 @@ def make_handler(answer: Answer, record: Path | None, secrets: list[str]):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            leaks = argv_leaks(secrets) if secrets else []
+            leaks, programs = argv_scan(secrets) if secrets else ([], [])
             try:
                 status, headers, payload = answer(self.command, self.path, body)
             except ValueError as exc:
@@ -132,6 +131,8 @@ def make_handler(answer: Answer, record: Path | None, secrets: list[str]):
                     "body": body.decode("utf-8", errors="replace"),
                     "status": status,
                     "argv_leaks": leaks,
+                    "argv_programs": sorted(set(programs)),
+                    "argv_checked": len(programs),
                 }
                 with lock, record.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(entry) + "\n")

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from fin_assets_tests.helpers.polling import wait_until
 
-LOCATION_NAME = "fin_assets.definitions"
+# The code location's name, as workspace.yaml (and `dg dev`, and the docker code server) names it.
+_WORKSPACE = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())
+LOCATION_NAME = _WORKSPACE["load_from"][0]["python_module"]["location_name"]
 
 
 class GraphQLError(AssertionError):
