@@ -19,7 +19,6 @@ import pytest
 from fin_assets.lib import config
 from fin_assets.lib.search.elasticsearch import (
     ElasticsearchClient,
-    ElasticsearchError,
     ElasticsearchUnavailable,
 )
 from fin_assets_tests.helpers.polling import wait_until
@@ -165,26 +164,10 @@ def secured_elasticsearch() -> Iterator[SecuredElasticsearch]:
             front_url=f"https://127.0.0.1:{front_port}",
             state_dir=run_dir / f"elasticsearch-{port}",
         )
-        for user in FILE_REALM_USERS:
-            _wait_authenticates(node.client(user))
-        yield node
+        yield node  # useradd returned once the node authenticates each user
     finally:
         subprocess.run([str(SCRIPT), "stop"], env=env, check=False, timeout=90)
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _wait_authenticates(client: ElasticsearchClient, timeout: float = 60.0) -> None:
-    """The file realm re-reads its users file every few seconds: poll until the user is known."""
-    try:
-        wait_until(
-            lambda: client.request("GET", "_security/_authenticate"),
-            timeout,
-            0.5,
-            message="the file realm to know the user",
-            ignore=ElasticsearchError,
-        )
-    finally:
-        client.close()
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,6 @@ start_search_stack() {
             -X PUT -H 'Content-Type: application/json' --data-binary "@$template" \
             "https://127.0.0.1:$ES_PORT/_index_template/$name"
     done
-    # The file realm re-reads its users within seconds.
-    for _ in $(seq 1 60); do
-        curl -fsS -o /dev/null --cacert "$ca" -K <(printf 'user = "logstash_writer:%s"\n' "$writer_pw") \
-            "https://127.0.0.1:$ES_PORT/_security/_authenticate" && break
-        sleep 0.5
-    done
     ELASTICSEARCH_HOSTS="https://127.0.0.1:$ES_FRONT_PORT" ELASTICSEARCH_PASSWORD="$writer_pw" \
         ELASTICSEARCH_CA="$ca" FIN_DATA_DIR="${FIN_DATA_DIR:-$PWD/data}" scripts/logstash.sh start
     # Dagster's observation sensor and reconciliation check read as dagster_reader.

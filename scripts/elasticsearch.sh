@@ -367,7 +367,7 @@ status() {
 }
 
 # useradd NAME ROLES: a file-realm user of the secured node; the password is read from stdin.
-# The realm re-reads its files within seconds: poll for the user rather than restart.
+# Returns once the node authenticates the user (the realm re-reads its files: no restart).
 useradd() {
     [ "$secured" = 1 ] || { log "useradd is for ES_SECURITY=1"; return 2; }
     local name="$1" roles="$2" state password
@@ -377,7 +377,20 @@ useradd() {
     # The tool prompts for the password when -p is absent and reads it from stdin.
     printf '%s\n%s\n' "$password" "$password" | run_tool "$state" elasticsearch-users useradd "$name" -r "$roles" >/dev/null
     [ "$(id -u)" = 0 ] && chown "$run_as:" "$state/config/users" "$state/config/users_roles"
-    log "file-realm user $name with roles $roles"
+    # Done when the node knows the user: the realm re-reads its files within seconds.
+    local escaped="${password//\\/\\\\}" i
+    escaped="${escaped//\"/\\\"}"
+    for i in $(seq 1 120); do
+        if curl -fsS -o /dev/null --cacert "$state/config/certs/ca/ca.crt" \
+            -K <(printf 'user = "%s:%s"\n' "$name" "$escaped") \
+            "https://127.0.0.1:${http_ports[0]}/_security/_authenticate" 2>/dev/null; then
+            log "file-realm user $name with roles $roles"
+            return 0
+        fi
+        sleep 0.5
+    done
+    log "file-realm user $name: the node still does not authenticate it after 60 s"
+    return 1
 }
 
 case "${1:-}" in
