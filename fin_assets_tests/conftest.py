@@ -56,18 +56,23 @@ SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
 TIER_MARKERS = ("kafka", "elasticsearch", "postgres", "logstash", "browser", "stack", "cluster")
 
 
-def _check_service_fixtures_exist() -> None:
-    """A renamed fixture must not silently drop its tests out of their tier."""
+def _check_service_fixtures(config: pytest.Config) -> None:
+    """A renamed fixture must not silently drop its tests out of their tier, and every tier
+    marker must be registered (pyproject.toml [tool.pytest.ini_options] markers)."""
     modules = [importlib.import_module(name) for name in pytest_plugins]
     unknown = [name for name in SERVICE_FIXTURES if not any(hasattr(m, name) for m in modules)]
     if unknown:
         raise pytest.UsageError(
             f"conftest.SERVICE_FIXTURES names fixtures no plugin defines: {unknown}"
         )
+    registered = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
+    used = {marker for markers in SERVICE_FIXTURES.values() for marker in markers}
+    if missing := sorted((used | set(TIER_MARKERS)) - registered):
+        raise pytest.UsageError(f"tier markers not registered in pyproject.toml: {missing}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    _check_service_fixtures_exist()
+    _check_service_fixtures(config)
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         present = {mark.name for mark in item.iter_markers()}
