@@ -14,6 +14,7 @@ namespace) carry an explicit `pytestmark` at the top of their module.
 from __future__ import annotations
 
 import importlib
+import signal
 
 import pytest
 
@@ -54,6 +55,16 @@ SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
 }
 
 TIER_MARKERS = ("kafka", "elasticsearch", "postgres", "logstash", "browser", "stack", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A session started with SIGINT ignored (`scripts/test.sh &`, a CI runner's background
+    # shell) would soon ignore SIGTERM too: Dagster points SIGTERM at SIGINT's handler each time
+    # it restores it around user code. Every process started afterwards inherits that, and
+    # Dagster's compute-log `tail -F` then outlives its SIGTERM: each run step waits 2 x 30 s for
+    # it and leaves it running. Ctrl-C then raises KeyboardInterrupt, as in any pytest session.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _check_service_fixtures(config: pytest.Config) -> None:
