@@ -87,7 +87,7 @@ class BatchRunner:
 def dagster_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with dg.DagsterInstance.ephemeral(tempdir=str(home)) as instance:
         yield instance
 
 

@@ -292,29 +292,34 @@ def fin_assets_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return environment
 
 
-# Loads the code location as `dagster dev` does (a fresh interpreter importing the module),
-# then evaluates the simulator sensor once, as the daemon would.
+# Loads the code location as Dagster does (a fresh interpreter; `defs` is built when loaded),
+# then evaluates the simulator sensor once, as the daemon would: once per broken variable, each
+# set alone, in one interpreter (one start-up instead of one per case).
 LOAD_AND_TICK = """
-import json
+import json, os, sys
 import dagster as dg
 from fin_assets.definitions import build_definitions
 from fin_assets.defs.resources.settings import PipelineSettings
 
-defs = build_definitions()
-
-outcome = {"jobs": sorted(job.name for job in defs.jobs)}
-sensor = defs.resolve_sensor_def("transaction_simulator_sensor")
-outcome["interval"] = sensor.minimum_interval_seconds
-with dg.instance_for_test() as instance:
-    context = dg.build_sensor_context(
-        instance=instance, resources={"settings": PipelineSettings(symbols="TSLA")}
-    )
-    try:
-        sensor(context)
-        outcome["tick"] = "ok"
-    except Exception as exc:
-        outcome["tick"] = f"{type(exc).__name__}: {exc}"
-print(json.dumps(outcome))
+outcomes = {}
+for variable, value in json.loads(sys.argv[1]).items():
+    os.environ[variable] = value
+    defs = build_definitions()
+    outcome = {"jobs": sorted(job.name for job in defs.jobs)}
+    sensor = defs.resolve_sensor_def("transaction_simulator_sensor")
+    outcome["interval"] = sensor.minimum_interval_seconds
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, resources={"settings": PipelineSettings(symbols="TSLA")}
+        )
+        try:
+            sensor(context)
+            outcome["tick"] = "ok"
+        except Exception as exc:
+            outcome["tick"] = f"{type(exc).__name__}: {exc}"
+    del os.environ[variable]
+    outcomes[variable] = outcome
+print(json.dumps(outcomes))
 """
 
 SIMULATOR_VARIABLES = {
@@ -332,20 +337,26 @@ SIMULATOR_VARIABLES = {
 }
 
 
-@pytest.mark.parametrize(("variable", "value"), SIMULATOR_VARIABLES.items())
-def test_the_location_loads_with_a_broken_simulator_variable_and_the_tick_names_it(
-    tmp_path, variable, value
-):
+@pytest.fixture(scope="module")
+def broken_simulator_outcomes(tmp_path_factory) -> dict:
+    tmp_path = tmp_path_factory.mktemp("broken_simulator")
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_TICK],
-        env=fin_assets_env(tmp_path, **{variable: value}),
+        [sys.executable, "-c", LOAD_AND_TICK, json.dumps(SIMULATOR_VARIABLES)],
+        env=fin_assets_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("variable", "value"), SIMULATOR_VARIABLES.items())
+def test_the_location_loads_with_a_broken_simulator_variable_and_the_tick_names_it(
+    broken_simulator_outcomes, variable, value
+):
+    outcome = broken_simulator_outcomes[variable]
     assert "daily_batch_job" in outcome["jobs"]
     assert outcome["interval"] == settings.DEFAULT_SENSOR_INTERVAL_S
     assert outcome["tick"].startswith("SettingsError: transaction_simulator_sensor: ")
