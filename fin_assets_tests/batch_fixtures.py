@@ -22,8 +22,8 @@ from fin_assets_tests.helpers.http_servers import LoopbackHTTPServer, QuietHandl
 
 SECRET_KEY = "SEKRET9X7Q2LMZ"
 AS_OF = dt.date(2026, 10, 5)
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL_AV = SHARED / "real_av"
+# Real Alpha Vantage bodies recorded in public repositories, with their sources.txt.
+REAL_AV = Path(__file__).resolve().parent / "data" / "real_av"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Every real Alpha Vantage body recorded in ../shared/real_av, served by a real local HTTP
-server to the client: data bodies yield exactly their values, the others their named cause."""
+"""Every real Alpha Vantage body recorded in fin_assets_tests/data/real_av (sources.txt), served by
+a real local HTTP server to the client: data bodies yield exactly their values, the others their
+named cause."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import pytest
 
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.lib.alpha_vantage.responses import ROW_FIELDS
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.batch_fixtures import REAL_AV, SECRET_KEY
 from fin_assets_tests.helpers.alpha_vantage import client_for
 from fin_assets_tests.helpers.http_servers import LocalHTTPServer
-
-REAL_AV = Path(__file__).resolve().parents[2] / "shared" / "real_av"
 
 # file -> (symbol asked for, datatype, expected cause or None for data, rows, one known row)
 DATA = {

@@ -3,7 +3,6 @@
 import csv
 import datetime as dt
 import json
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
@@ -11,8 +10,8 @@ import pytest
 
 from fin_assets.lib import market_calendar
 from fin_assets.lib.market_calendar import Exchange
+from fin_assets_tests.batch_fixtures import REAL_AV
 
-REAL_AV = Path(__file__).resolve().parents[2] / "shared" / "real_av"
 UTC = dt.UTC
 
 
