@@ -1,4 +1,4 @@
-"""Shared fixtures. Each flow keeps its fixtures in its own plugin module.
+"""Shared fixtures: one plugin module per service or flow in fixtures/, registered here.
 
 Test tiers: a test that uses (directly or through another fixture) a fixture that starts or
 needs a service gets that service's marker at collection, so a new test cannot forget it. The
@@ -19,36 +19,36 @@ import signal
 import pytest
 
 pytest_plugins: list[str] = [
-    "fin_assets_tests.batch_fixtures",
-    "fin_assets_tests.elasticsearch_fixtures",
-    "fin_assets_tests.ui_fixtures",
-    "fin_assets_tests.kafka_fixtures",
-    "fin_assets_tests.postgres_fixtures",
-    "fin_assets_tests.dagster_stack_fixtures",
-    "fin_assets_tests.logstash_fixtures",
+    "fin_assets_tests.fixtures.batch",
+    "fin_assets_tests.fixtures.elasticsearch",
+    "fin_assets_tests.fixtures.ui",
+    "fin_assets_tests.fixtures.kafka",
+    "fin_assets_tests.fixtures.postgres",
+    "fin_assets_tests.fixtures.dagster_stack",
+    "fin_assets_tests.fixtures.logstash",
 ]
 
 # Service fixture -> the markers of what it starts or needs. Fixtures reached through another
 # fixture's arguments are in a test's fixture closure already; `dagster_ui` asks for the Kafka
 # broker at run time (request.getfixturevalue), hence its explicit `kafka`.
 SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
-    # kafka_fixtures.py
+    # fixtures/kafka.py
     "kafka_bootstrap_servers": ("kafka",),
     "private_broker_factory": ("kafka",),
     "secured_kafka": ("kafka",),
     "kafka_cluster": ("kafka", "cluster"),
-    # elasticsearch_fixtures.py
+    # fixtures/elasticsearch.py
     "elasticsearch_url": ("elasticsearch",),
     "es_client": ("elasticsearch",),
     "secured_elasticsearch": ("elasticsearch",),
     "elasticsearch_cluster": ("elasticsearch", "cluster"),
-    # postgres_fixtures.py
+    # fixtures/postgres.py
     "postgres_server": ("postgres",),
-    # logstash_fixtures.py: Logstash on the secured node and the session broker
+    # fixtures/logstash.py: Logstash on the secured node and the session broker
     "logstash_stack": ("logstash", "kafka", "elasticsearch"),
-    # dagster_stack_fixtures.py: the compose services in a namespace, on PostgreSQL and Kafka
+    # fixtures/dagster_stack.py: the compose services in a namespace, on PostgreSQL and Kafka
     "dagster_stack": ("stack", "postgres", "kafka"),
-    # ui_fixtures.py: `dagster dev` (its simulator job produces to Kafka) and Chromium
+    # fixtures/ui.py: `dagster dev` (its simulator job produces to Kafka) and Chromium
     "dagster_ui": ("browser", "kafka"),
     "ui_browser": ("browser",),
     "ui_page": ("browser", "kafka"),

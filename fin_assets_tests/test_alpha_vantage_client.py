@@ -14,7 +14,7 @@ from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, RequestPacer
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause, redact
 from fin_assets.lib.alpha_vantage.responses import classify_error_message, classify_notice
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 
 
 def client_for(url: str, **overrides) -> AlphaVantageClient:

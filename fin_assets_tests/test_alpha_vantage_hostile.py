@@ -18,7 +18,7 @@ from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, parse_retry_
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
 from fin_assets.lib.rate_limit import SharedPacer
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 from fin_assets_tests.helpers.alpha_vantage import client_for
 from fin_assets_tests.helpers.http_servers import LocalHandler, LocalHTTPServer
 

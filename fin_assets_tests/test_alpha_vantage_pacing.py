@@ -8,15 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from fin_assets.lib import rate_limit
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
-from fin_assets_tests.batch_fixtures import AS_OF, SECRET_KEY
-
-REPO = Path(__file__).resolve().parents[1]
+from fin_assets_tests.fixtures.batch import AS_OF, SECRET_KEY
+from fin_assets_tests.helpers.paths import REPO
 
 # One fetching process, paced as production is: the plan's rate from the environment
 # (ALPHAVANTAGE_REQUESTS_PER_MINUTE) and the default, machine-wide pacer; no retries, so that a

@@ -12,9 +12,10 @@ import pytest
 
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause
 from fin_assets.lib.alpha_vantage.responses import ROW_FIELDS
-from fin_assets_tests.batch_fixtures import REAL_AV, SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 from fin_assets_tests.helpers.alpha_vantage import client_for
 from fin_assets_tests.helpers.http_servers import LocalHTTPServer
+from fin_assets_tests.helpers.paths import REAL_AV
 
 # file -> (symbol asked for, datatype, expected cause or None for data, rows, one known row)
 DATA = {

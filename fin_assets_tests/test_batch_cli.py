@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
+from fin_assets_tests.helpers.paths import REPO
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -95,7 +96,7 @@ def test_dagster_asset_materialize_runs_the_same_assets(tmp_path, stand_in):
         capture_output=True,
         text=True,
         timeout=180,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr

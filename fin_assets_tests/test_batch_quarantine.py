@@ -6,8 +6,8 @@ import datetime as dt
 import pandas as pd
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from fin_assets_tests.batch_fixtures import REAL_AV
 from fin_assets_tests.helpers.batch_results import failure_text, partition_bar
+from fin_assets_tests.helpers.paths import REAL_AV
 
 MATERIALIZED, FAILED = AssetPartitionStatus.MATERIALIZED, AssetPartitionStatus.FAILED
 

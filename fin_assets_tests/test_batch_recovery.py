@@ -16,10 +16,8 @@ from dagster._core.instance.ref import InstanceRef
 from fin_assets.cli.instance import instance_config
 from fin_assets.defs.batch.recovery import dead_run_sensor, release_dead_runs
 from fin_assets.defs.batch.schedules import JOB_NAME
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 from fin_assets_tests.helpers.polling import wait_until
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def cli_environment(tmp_path: Path, stand_in) -> dict[str, str]:

@@ -9,7 +9,7 @@ import threading
 import dagster as dg
 
 from fin_assets.lib.batch.prices import write_atomically
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 from fin_assets_tests.helpers.secrets import scan_files, scan_texts
 
 

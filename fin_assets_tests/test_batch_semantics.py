@@ -25,8 +25,9 @@ from fin_assets.defs.batch.schedules import JOB_NAME
 from fin_assets.lib import market_calendar
 from fin_assets.lib.alpha_vantage.stand_in import daily_series_body
 from fin_assets.lib.batch import prices, validation
-from fin_assets_tests.batch_fixtures import AS_OF, REAL_AV
+from fin_assets_tests.fixtures.batch import AS_OF
 from fin_assets_tests.helpers.batch_results import failure_text, partition_bar
+from fin_assets_tests.helpers.paths import REAL_AV
 
 RELIANCE_BODY = REAL_AV / "daily_reliance_bse_fullsize_2024-07-22.json"
 SERIES = "Time Series (Daily)"

@@ -1,4 +1,4 @@
-"""The Dagster side of the docker stack, for real (dagster_stack_fixtures.py): installed by the
+"""The Dagster side of the docker stack, for real (fixtures/dagster_stack.py): installed by the
 Dockerfile's pip commands, the compose services as separate processes (stand-in, code server
 over gRPC, webserver, daemon) at their container paths, on a real PostgreSQL 15 and Kafka.
 
@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from fin_assets.defs.batch.partitions import range_tags
-from fin_assets_tests.dagster_stack_fixtures import ARTIFACTS, DagsterStack
+from fin_assets_tests.fixtures.dagster_stack import ARTIFACTS, DagsterStack
+from fin_assets_tests.fixtures.kafka import read_topic
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.helpers.processes import command_line, pids_in_namespace
-from fin_assets_tests.kafka_fixtures import read_topic
 
 BATCH_JOB = "daily_batch_job"
 SIMULATOR_JOB = "transaction_simulator_job"

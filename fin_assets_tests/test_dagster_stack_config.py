@@ -19,8 +19,14 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster_postgres.utils import pg_url_from_config
 
 from fin_assets.cli.instance import INSTANCE_CONFIG
-from fin_assets_tests.compose_file import DOCKER, REPO, env_file_from_example, resolve, start_order
-from fin_assets_tests.dockerfile_install import parse_dockerfile, placements, read_recipe
+from fin_assets_tests.helpers.compose_file import (
+    DOCKER,
+    env_file_from_example,
+    resolve,
+    start_order,
+)
+from fin_assets_tests.helpers.dockerfile_install import parse_dockerfile, placements, read_recipe
+from fin_assets_tests.helpers.paths import REPO
 
 INSTANCE_FILE = DOCKER / "dagster" / "dagster.yaml"
 ENTRYPOINT = DOCKER / "dagster" / "entrypoint.sh"

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from fin_assets_tests.fixtures.postgres import POSTGRES_SCRIPT, PostgresServer, run_on_host
 from fin_assets_tests.helpers.secrets import scan_command_lines, scan_files
-from fin_assets_tests.postgres_fixtures import POSTGRES_SCRIPT, PostgresServer, run_on_host
 
 
 def test_server_serves_the_database_with_the_password(postgres_server: PostgresServer):

@@ -21,8 +21,8 @@ import pytest
 
 from fin_assets.definitions import build_definitions
 from fin_assets.lib import settings
+from fin_assets_tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 DG = Path(sys.executable).parent / "dg"
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-HELM_DIR = Path(__file__).resolve().parents[1] / "deploy" / "helm" / "dagster"
+from fin_assets_tests.helpers.paths import REPO
+
+HELM_DIR = REPO / "deploy" / "helm" / "dagster"
 VALUES = HELM_DIR / "values.yaml"
 SCHEMA = HELM_DIR / "values.schema.json"
 

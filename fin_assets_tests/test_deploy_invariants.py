@@ -18,8 +18,8 @@ import yaml
 from fin_assets.cli import instance
 from fin_assets.defs.resources.kafka import topic_config_problems
 from fin_assets.lib import config
+from fin_assets_tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 HELM_VALUES = DEPLOY / "helm" / "dagster" / "values.yaml"
 

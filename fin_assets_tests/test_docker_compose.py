@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from fin_assets.lib import config
-from fin_assets_tests.compose_file import COMPOSE_BIN, COMPOSE_FILE, DOCKER, compose_config
-from fin_assets_tests.logstash_conf import PIPELINE_PATH, REPO, TEMPLATES_DIR
+from fin_assets_tests.helpers.compose_file import COMPOSE_BIN, COMPOSE_FILE, DOCKER, compose_config
+from fin_assets_tests.helpers.logstash_conf import PIPELINE_PATH, TEMPLATES_DIR
+from fin_assets_tests.helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from fin_assets.defs.search.checks import finanzas_batch_matches_csv
 from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets.lib import config
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient, ElasticsearchError
-from fin_assets_tests.elasticsearch_fixtures import ElasticsearchCluster, install_templates
+from fin_assets_tests.fixtures.elasticsearch import ElasticsearchCluster, install_templates
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.helpers.processes import wait_group_gone
 from fin_assets_tests.helpers.search_data import index_like_logstash, price_frame, write_csv

@@ -23,12 +23,12 @@ from fin_assets.defs.search.checks import finanzas_batch_matches_csv
 from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets.lib import config
 from fin_assets.lib.search.elasticsearch import ElasticsearchAuthError, ElasticsearchClient
-from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.elasticsearch_fixtures import (
-    REPO,
+from fin_assets_tests.fixtures.elasticsearch import (
     SecuredElasticsearch,
     install_templates,
 )
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.search_data import (
     SAMPLE_EVENTS,
     index_like_logstash,

@@ -3,7 +3,7 @@ cluster-start), a topic with replication factor 3 and min.insync.replicas=2, and
 simulator producing while a node is SIGKILLed: first the partition's leader, then the active
 controller. No acknowledged event may be lost and none duplicated (read back by event_id).
 
-One cluster for the session (kafka_fixtures.kafka_cluster); a killed node is restarted
+One cluster for the session (fixtures/kafka.py's kafka_cluster); a killed node is restarted
 before the next test by `healthy_cluster`.
 """
 
@@ -24,9 +24,9 @@ from fin_assets.defs.resources.settings import PipelineSettings
 from fin_assets.defs.simulator.session import build_simulator
 from fin_assets.lib.simulator.runner import Simulator
 from fin_assets.lib.simulator.transactions_log import read_event_ids
+from fin_assets_tests.fixtures.kafka import LocalCluster, read_topic
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.helpers.processes import group_alive
-from fin_assets_tests.kafka_fixtures import LocalCluster, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 

@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_assets_tests.kafka_fixtures import KafkaNode, _needs_java_and_maven, kafka_jars_dir
+from fin_assets_tests.fixtures.kafka import KafkaNode, _needs_java_and_maven, kafka_jars_dir
+from fin_assets_tests.helpers.paths import CACHE_DIR, REPO
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker" / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "docker" / ".env.example"
 
@@ -202,7 +202,7 @@ def host_names_in(properties: dict[str, str]) -> set[str]:
 def kafka_tools_jar(version: str) -> Path:
     """org.apache.kafka:kafka-tools (the image's command-line tools live there since 4.0),
     from Maven Central into the same cache as scripts/kafka.sh's jars."""
-    cache = Path(os.environ.get("FIN_CACHE_DIR", Path.home() / ".cache" / "fin_assets"))
+    cache = CACHE_DIR
     repo = cache / "m2"
     jar = repo / "org/apache/kafka/kafka-tools" / version / f"kafka-tools-{version}.jar"
     if not jar.exists():

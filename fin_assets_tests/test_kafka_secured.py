@@ -1,6 +1,6 @@
 """The simulator against a real secured Kafka broker: SASL_SSL with SCRAM-SHA-512, and SSL.
 
-The broker (kafka_fixtures.secured_kafka) is a real Apache Kafka 4.4 with a TLS certificate
+The broker (fixtures/kafka.py's secured_kafka) is a real Apache Kafka 4.4 with a TLS certificate
 made by openssl for this session and a SCRAM user added at format time; its random password
 only travels through 0600 files and environment variables, and must show up nowhere else.
 """
@@ -28,17 +28,15 @@ from fin_assets.lib.kafka_security import (
     check_security_settings,
 )
 from fin_assets.lib.simulator.transactions_log import read_event_ids
-from fin_assets_tests.helpers.polling import wait_until
-from fin_assets_tests.helpers.secrets import scan_command_lines, scan_files
-from fin_assets_tests.kafka_fixtures import (
+from fin_assets_tests.fixtures.kafka import (
     SecuredKafka,
     make_test_certificates,
     read_topic,
 )
+from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.secrets import scan_command_lines, scan_files
 
 pytestmark = pytest.mark.kafka
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def settings_in(folder: Path) -> PipelineSettings:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from fin_assets_tests.helpers.paths import REPO
+
 PACKAGE = "fin_assets"
 
 DAGSTER = ("dagster",)  # the top-level name, and any dagster_* distribution module

@@ -26,16 +26,16 @@ from kafka import KafkaProducer
 
 from fin_assets.lib import config
 from fin_assets.lib.batch.prices import to_csv_text
-from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.helpers.polling import wait_until
-from fin_assets_tests.kafka_fixtures import read_topic
-from fin_assets_tests.logstash_conf import (
+from fin_assets_tests.fixtures.kafka import read_topic
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.logstash_conf import (
     PIPELINE_PATH,
     by_id,
     friendly_duration_seconds,
     pipeline_plugins,
 )
-from fin_assets_tests.logstash_fixtures import REPO
+from fin_assets_tests.helpers.paths import REPO
+from fin_assets_tests.helpers.polling import wait_until
 
 pytestmark = [pytest.mark.logstash, pytest.mark.kafka, pytest.mark.elasticsearch]
 

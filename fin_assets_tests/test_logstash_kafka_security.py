@@ -7,7 +7,7 @@ logstash-integration-kafka plugin wraps) with the consumer properties the plugin
 options: `create_consumer` in lib/logstash/inputs/kafka.rb puts `security.protocol` and then the
 ssl_* options only for SSL / SASL_SSL (`set_trustore_keystore_config`) and the sasl_* ones only for
 SASL_PLAINTEXT / SASL_SSL (`set_sasl_config`, lib/logstash/plugin_mixins/kafka/common.rb), each
-`unless <option>.nil?`. The brokers are kafka_fixtures' real ones; the SCRAM password and the
+`unless <option>.nil?`. The brokers are fixtures/kafka.py's real ones; the SCRAM password and the
 truststore password only travel through environment variables and 0600 files.
 """
 
@@ -29,8 +29,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from fin_assets_tests.kafka_fixtures import SecuredKafka, kafka_jars_dir, write_private
-from fin_assets_tests.logstash_conf import by_id, pipeline_plugins
+from fin_assets_tests.fixtures.kafka import SecuredKafka, kafka_jars_dir, write_private
+from fin_assets_tests.helpers.logstash_conf import by_id, pipeline_plugins
 
 pytestmark = pytest.mark.kafka
 

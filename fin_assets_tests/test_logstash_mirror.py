@@ -12,16 +12,16 @@ import pytest
 from lscl.lang import LsclEqualTo, LsclSelector
 
 from fin_assets.lib import config
-from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.helpers.search_data import SAMPLE_EVENTS, simulator_events
-from fin_assets_tests.logstash_conf import (
-    REPO,
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.logstash_conf import (
     TEMPLATES_DIR,
     by_id,
     find,
     pipeline_plugins,
     sprintf,
 )
+from fin_assets_tests.helpers.paths import REPO
+from fin_assets_tests.helpers.search_data import SAMPLE_EVENTS, simulator_events
 
 SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 

@@ -10,12 +10,11 @@ import re
 import pytest
 import yaml
 
-from fin_assets_tests.logstash_conf import (
+from fin_assets_tests.helpers.logstash_conf import (
     DEAD_LETTER_PATH,
     LOGSTASH_YML,
     PIPELINE_PATH,
     PIPELINES_YML,
-    REPO,
     option_problems,
     option_table,
     parse,
@@ -23,6 +22,7 @@ from fin_assets_tests.logstash_conf import (
     pipeline_plugins,
     setting_problems,
 )
+from fin_assets_tests.helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_a_broken_logstash_yml_is_refused(table):
 
 def test_validators_in_the_table_all_have_a_checker(table):
     # A validator the checker does not know would raise on first use; find them all now.
-    from fin_assets_tests.logstash_conf import check_value
+    from fin_assets_tests.helpers.logstash_conf import check_value
 
     seen = set()
     for entry in [*table["plugins"].values(), *table["mixins"].values()]:

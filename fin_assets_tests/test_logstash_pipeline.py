@@ -17,13 +17,12 @@ from lscl.parser import parse_lscl
 from fin_assets.defs.search import assets as search_assets
 from fin_assets.lib import config
 from fin_assets.lib.search.observation import OBSERVED_INDICES
-from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.logstash_conf import (
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.logstash_conf import (
     DEAD_LETTER_PATH,
     LOGSTASH_YML,
     PIPELINE_PATH,
     PIPELINES_YML,
-    REPO,
     by_id,
     env_default,
     find,
@@ -33,6 +32,7 @@ from fin_assets_tests.logstash_conf import (
     pipeline_plugins,
     sprintf_fields,
 )
+from fin_assets_tests.helpers.paths import REPO
 
 SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 

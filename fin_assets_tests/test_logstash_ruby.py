@@ -15,15 +15,15 @@ import pytest
 from fin_assets.lib import config
 from fin_assets.lib.batch import validation
 from fin_assets.lib.batch.prices import to_csv_text
-from fin_assets_tests import search_pipeline_mirror as mirror
-from fin_assets_tests.helpers.search_data import SAMPLE_EVENTS
-from fin_assets_tests.logstash_conf import (
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers.logstash_conf import (
     DEAD_LETTER_PATH,
     by_id,
     pipeline_plugins,
     run_ruby_filters,
 )
-from fin_assets_tests.prerequisites import missing
+from fin_assets_tests.helpers.prerequisites import missing
+from fin_assets_tests.helpers.search_data import SAMPLE_EVENTS
 
 CSV_PATH = f"/usr/share/logstash/fin_data/{config.CSV_FILE_NAME}"
 UNPARSABLE = '2026-10-05,"TSLA,1'  # a stray quote: neither the csv filter nor Ruby's CSV reads it

@@ -11,7 +11,7 @@ import pytest
 
 from fin_assets.lib import config
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient
-from fin_assets_tests import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
 
 pytestmark = pytest.mark.elasticsearch
 

@@ -10,7 +10,7 @@ import pytest
 
 from fin_assets.lib import market_calendar
 from fin_assets.lib.market_calendar import Exchange
-from fin_assets_tests.batch_fixtures import REAL_AV
+from fin_assets_tests.helpers.paths import REAL_AV
 
 UTC = dt.UTC
 

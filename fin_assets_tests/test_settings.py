@@ -21,8 +21,9 @@ from fin_assets.defs.resources.kafka import KafkaProducerResource, kafka_from_en
 from fin_assets.defs.resources.settings import PipelineSettings, settings_from_env
 from fin_assets.defs.simulator.job import transaction_simulator_job
 from fin_assets.lib import settings
+from fin_assets_tests.helpers.paths import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "fin_assets"
+PACKAGE = REPO / "fin_assets"
 
 # Which loader reads each variable (one pydantic-settings model per concern).
 LOADERS = {

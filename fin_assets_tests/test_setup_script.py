@@ -31,13 +31,13 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from fin_assets_tests.elasticsearch_fixtures import (
-    REPO,
+from fin_assets_tests.fixtures.elasticsearch import (
     ROLES_DIR,
     SCRIPT,
     TEMPLATES_DIR,
     SecuredElasticsearch,
 )
+from fin_assets_tests.helpers.paths import REPO
 
 DOCKER = REPO / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
@@ -319,7 +319,7 @@ def test_setup_script_completes_and_every_body_arrives(setup_run: SetupRun):
         body = json.loads(_find(setup_run, "PUT", f"/_security/user/{user}")["body"])
         assert body["password"] == setup_run.passwords[variable]
         # Each user gets the role of its own name: the file-realm users of the secured
-        # test node (elasticsearch_fixtures.FILE_REALM_USERS) are made the same way.
+        # test node (fixtures/elasticsearch.py's FILE_REALM_USERS) are made the same way.
         assert body["roles"] == [user] and (ROLES_DIR / f"{user}.json").is_file()
 
     imported = _find(setup_run, "POST", "/api/saved_objects/_import?overwrite=true")

@@ -13,7 +13,7 @@ from fin_assets.lib.simulator.delivery import EventDelivery
 from fin_assets.lib.simulator.events import EventGenerator
 from fin_assets.lib.simulator.runner import SimulationSummary, Simulator
 from fin_assets.lib.simulator.transactions_log import TransactionLog
-from fin_assets_tests.kafka_fixtures import free_port_pair
+from fin_assets_tests.fixtures.kafka import free_port_pair
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """`fin-assets simulate` takes the Kafka security settings from the environment, as
 `fin-assets simulator-job` does: against the real SASL_SSL (SCRAM-SHA-512) broker of
-kafka_fixtures.secured_kafka it delivers, and a consumer reads back every logged event.
+fixtures/kafka.py's secured_kafka it delivers, and a consumer reads back every logged event.
 Before the fix the command built its producer from its flags only, so it spoke PLAINTEXT to
 the TLS listener and delivered nothing."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fin_assets.lib.simulator.transactions_log import read_event_ids
-from fin_assets_tests.kafka_fixtures import SecuredKafka, read_topic
+from fin_assets_tests.fixtures.kafka import SecuredKafka, read_topic
 
 pytestmark = pytest.mark.kafka
 

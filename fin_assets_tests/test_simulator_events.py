@@ -32,8 +32,9 @@ from fin_assets.lib.simulator.runner import (
     encode_event,
 )
 from fin_assets.lib.simulator.transactions_log import TransactionLog, format_line, read_event_ids
+from fin_assets_tests.helpers.paths import REPO
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "fin_assets/lib/simulator/event.schema.json"
+SCHEMA_PATH = REPO / "fin_assets/lib/simulator/event.schema.json"
 SYMBOLS = ["TSLA", "IBM", "AAPL"]
 PRICES = {"TSLA": 250.0, "IBM": 180.0, "AAPL": 200.0}
 OCCURRENCE_FIELDS = ("event_id", "ts", "run_id")

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
@@ -29,12 +28,11 @@ from fin_assets.lib.simulator.transactions_log import (
     TransactionLog,
     read_event_ids,
 )
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.helpers.simulator_cli import cli_env, parse_summary, topic_event_ids
 
 pytestmark = pytest.mark.kafka
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 SYMBOLS = ["TSLA", "IBM"]

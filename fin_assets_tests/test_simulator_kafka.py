@@ -21,13 +21,13 @@ from fin_assets.defs.simulator.session import build_simulator
 from fin_assets.lib.simulator.delivery import EventDelivery
 from fin_assets.lib.simulator.runner import Simulator
 from fin_assets.lib.simulator.transactions_log import read_event_ids
+from fin_assets_tests.fixtures.kafka import free_port_pair, read_topic
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.polling import wait_until
 from fin_assets_tests.helpers.simulator_cli import make_settings
-from fin_assets_tests.kafka_fixtures import free_port_pair, read_topic
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "fin_assets/lib/simulator/event.schema.json").read_text())
 
 

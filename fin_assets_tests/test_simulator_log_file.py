@@ -18,7 +18,8 @@ import pytest
 from fin_assets.lib.simulator.events import EventGenerator
 from fin_assets.lib.simulator.transactions_log import TransactionLog
 from fin_assets_tests.helpers.blocking import within
-from fin_assets_tests.helpers.simulator_cli import REPO, cli_env, parse_summary, topic_event_ids
+from fin_assets_tests.helpers.paths import REPO
+from fin_assets_tests.helpers.simulator_cli import cli_env, parse_summary, topic_event_ids
 
 OUTSIDE = b"outside the data folder: must stay as it is\n"
 

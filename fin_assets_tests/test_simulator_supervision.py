@@ -29,8 +29,8 @@ from fin_assets.lib.simulator.backoff import (
     consecutive_failures,
 )
 from fin_assets.lib.simulator.shards import ShardError, assign_shards, parse_shard_tags
+from fin_assets_tests.fixtures.kafka import read_topic
 from fin_assets_tests.helpers.polling import wait_until
-from fin_assets_tests.kafka_fixtures import read_topic
 
 # --- shards -------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from fin_assets.defs.simulator.specs import (
 )
 from fin_assets.lib.simulator.backoff import backoff_delay_s
 from fin_assets.lib.simulator.shards import assign_shards
+from fin_assets_tests.fixtures.kafka import read_topic
 from fin_assets_tests.helpers.dagster_ui import free_port, start_logged_process
 from fin_assets_tests.helpers.graphql import (
     LIVE_RUN_STATUSES,
@@ -51,11 +52,9 @@ from fin_assets_tests.helpers.processes import (
     same_process,
     start_time,
 )
-from fin_assets_tests.kafka_fixtures import read_topic
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = "AAPL,IBM,MSFT,TSLA"
 SHARDS = 2
 HEARTBEAT_S = 1.0

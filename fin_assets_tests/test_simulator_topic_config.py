@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -25,12 +24,12 @@ from fin_assets.defs.resources.kafka import (
     topic_config_problems,
 )
 from fin_assets.defs.simulator.session import build_simulator
+from fin_assets_tests.fixtures.kafka import read_topic
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.simulator_cli import make_settings
-from fin_assets_tests.kafka_fixtures import read_topic
 
 pytestmark = pytest.mark.kafka
 
-REPO = Path(__file__).resolve().parents[1]
 
 # (topic configuration, what the refusal must name)
 STREAM_DELETING = [

@@ -19,7 +19,6 @@ from fin_assets_tests.helpers.dagster_ui import (
     BATCH_CHAIN,
     EXPECTED,
     NRT_CHAIN,
-    REPO,
     SCHEDULE,
     SEARCH_BATCH_EDGE,
     SIMULATOR_JOB,
@@ -28,8 +27,9 @@ from fin_assets_tests.helpers.dagster_ui import (
     DagsterUI,
 )
 from fin_assets_tests.helpers.graphql import LOCATION_NAME, TRANSIENT
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.polling import wait_until
-from fin_assets_tests.prerequisites import missing
+from fin_assets_tests.helpers.prerequisites import missing
 
 pytestmark = pytest.mark.browser
 

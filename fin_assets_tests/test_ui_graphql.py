@@ -25,8 +25,8 @@ from fin_assets_tests.helpers.dagster_ui import (
 )
 from fin_assets_tests.helpers.graphql import LIVE_RUN_STATUSES, TRANSIENT
 from fin_assets_tests.helpers.polling import wait_until
+from fin_assets_tests.helpers.prerequisites import missing
 from fin_assets_tests.helpers.processes import alive
-from fin_assets_tests.prerequisites import missing
 
 
 def edges(nodes: dict[str, dict]) -> set[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 Why a package of its own: test modules (test_*.py) are what pytest collects, so one test
 module importing another couples two files that should fail or move independently, and fixture
-plugins (the *_fixtures.py modules listed in conftest.py) should hold fixtures, not libraries.
+plugins (fixtures/*.py, listed in conftest.py) should hold fixtures, not libraries.
 What several tests need lives here instead, in one copy:
 
 - polling: `wait_until`, the one poll-until-deadline loop.

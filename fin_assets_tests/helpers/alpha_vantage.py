@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fin_assets.lib.alpha_vantage.client import AlphaVantageClient
 from fin_assets.lib.rate_limit import RequestPacer
-from fin_assets_tests.batch_fixtures import SECRET_KEY
+from fin_assets_tests.fixtures.batch import SECRET_KEY
 
 
 def client_for(url: str, **overrides) -> AlphaVantageClient:

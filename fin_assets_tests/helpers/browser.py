@@ -1,7 +1,7 @@
 """Chromium as the UI tests drive it through Playwright: Debian's browser and its flags, the
 first-visit "Join the Dagster community" dialog a user would skip, waiting for an element to be
 fully opaque before a screenshot, and the numbered screenshots of a test's steps. The
-fixtures that use them (`ui_browser`, `ui_page`, `shots`) are in ui_fixtures.py.
+fixtures that use them (`ui_browser`, `ui_page`, `shots`) are in fixtures/ui.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `dagster dev` the UI tests run against, apart from its fixture (ui_fixtures.py):
+"""The `dagster dev` the UI tests run against, apart from its fixture (fixtures/ui.py):
 what it is started with, how it is started (its own session, default SIGINT/SIGTERM handling),
 `DagsterUI` (the running server: its GraphQL calls, its folders, the stand-in it fetches
 from), and what the UI is expected to show (the asset chains, groups and kinds, the simulator
@@ -23,8 +23,8 @@ from fin_assets_tests.helpers.graphql import (
     LOCATION_QUERY,
     GraphQLMixin,
 )
+from fin_assets_tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 SYMBOLS = "TSLA,IBM"
 # Nothing listens here: without a test broker the simulator must never reach a developer's.

@@ -18,10 +18,11 @@ import requests
 import yaml
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
+from fin_assets_tests.helpers.paths import REPO
 from fin_assets_tests.helpers.polling import wait_until
 
 # The code location's name, as workspace.yaml (and `dg dev`, and the docker code server) names it.
-_WORKSPACE = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())
+_WORKSPACE = yaml.safe_load((REPO / "workspace.yaml").read_text())
 LOCATION_NAME = _WORKSPACE["load_from"][0]["python_module"]["location_name"]
 
 

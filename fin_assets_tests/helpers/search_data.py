@@ -15,7 +15,7 @@ import pytest
 from fin_assets.lib import config
 from fin_assets.lib.batch.prices import to_csv_text, write_atomically
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient
-from fin_assets_tests import search_pipeline_mirror as mirror
+from fin_assets_tests.helpers import search_pipeline_mirror as mirror
 
 SAMPLE_EVENTS = [
     {

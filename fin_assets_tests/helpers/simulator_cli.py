@@ -11,9 +11,7 @@ import re
 from pathlib import Path
 
 from fin_assets.defs.resources.settings import PipelineSettings
-from fin_assets_tests.kafka_fixtures import read_topic
-
-REPO = Path(__file__).resolve().parents[2]
+from fin_assets_tests.fixtures.kafka import read_topic
 
 SUMMARY = re.compile(
     r"Summary \((?P<ended_by>[^)]*)\): generated=(?P<generated>\d+)"

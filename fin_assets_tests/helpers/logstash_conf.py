@@ -16,7 +16,8 @@ from typing import Any
 from lscl.lang import LsclAttribute, LsclBlock, LsclConditions, LsclEqualTo, LsclSelector
 from lscl.parser import parse_lscl
 
-REPO = Path(__file__).resolve().parents[1]
+from fin_assets_tests.helpers.paths import CACHE_DIR, REPO
+
 PIPELINE_DIR = REPO / "logstash" / "pipeline"
 PIPELINE_PATH = PIPELINE_DIR / "LOGSTASH_UNIFICADO_FIN_TRANS.conf"
 DEAD_LETTER_PATH = PIPELINE_DIR / "dead_letter.conf"
@@ -173,7 +174,7 @@ STDOUT.write(JSON.generate(results))
 
 def jruby_jar() -> Path:
     """jruby-complete from the cache, fetched with Maven on first use."""
-    cache = Path(os.environ.get("FIN_CACHE_DIR", Path.home() / ".cache" / "fin_assets"))
+    cache = CACHE_DIR
     m2 = cache / "m2"
     jar = m2 / "org/jruby/jruby-complete" / JRUBY_VERSION / f"jruby-complete-{JRUBY_VERSION}.jar"
     if not jar.exists():

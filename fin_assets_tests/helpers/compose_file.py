@@ -10,7 +10,8 @@ from pathlib import Path
 
 import compose
 
-REPO = Path(__file__).resolve().parents[1]
+from fin_assets_tests.helpers.paths import REPO
+
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "docker-compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"

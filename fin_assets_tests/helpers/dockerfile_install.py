@@ -25,7 +25,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-CACHE_ROOT = Path(os.environ.get("FIN_CACHE_DIR", Path.home() / ".cache" / "fin_assets"))
+from fin_assets_tests.helpers.paths import CACHE_DIR
+
+CACHE_ROOT = CACHE_DIR
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The image keeps pip's cache off (PIP_NO_CACHE_DIR) to stay small; here the download cache
 # (~/.cache/pip, outside the clone) is what makes a cold CI run fast. Resolution is the same.
