@@ -10,26 +10,17 @@ import requests
 
 from fin_assets.defs.resources.alpha_vantage import AlphaVantageResource
 from fin_assets.lib import market_calendar
-from fin_assets.lib.alpha_vantage.client import AlphaVantageClient, RequestPacer
+from fin_assets.lib.alpha_vantage.client import AlphaVantageClient
 from fin_assets.lib.alpha_vantage.errors import AlphaVantageError, FailureCause, redact
 from fin_assets.lib.alpha_vantage.responses import classify_error_message, classify_notice
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
 from fin_assets_tests.fixtures.batch import SECRET_KEY
+from fin_assets_tests.helpers.alpha_vantage import client_for as helpers_client_for
 
 
 def client_for(url: str, **overrides) -> AlphaVantageClient:
-    options = dict(
-        api_key=SECRET_KEY,
-        base_url=url,
-        min_interval_seconds=0.0,
-        backoff_seconds=0.01,
-        # generous: the stand-in builds a symbol's synthetic history on its first request,
-        # which takes seconds on a loaded machine (the timeout tests set their own)
-        timeout_seconds=10.0,
-        pacer=RequestPacer(),
-    )
-    options.update(overrides)
-    return AlphaVantageClient(**options)
+    """The HTTP-level tests' client, with the client's own retries (these tests count them)."""
+    return helpers_client_for(url, **{"max_retries": AlphaVantageClient.max_retries, **overrides})
 
 
 def test_data_body_is_accepted_with_100_trading_days(stand_in):
