@@ -38,6 +38,7 @@ from fin_assets_tests.fixtures.elasticsearch import (
     SecuredElasticsearch,
 )
 from fin_assets_tests.helpers.paths import REPO
+from fin_assets_tests.helpers.prerequisites import missing
 
 DOCKER = REPO / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
@@ -52,13 +53,13 @@ PASSWORD_VARIABLES = (
 )
 
 # `stack`: each service runs in a container namespace of its own (root, unshare).
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-        reason="container paths need root, unshare and ip (CI runs as root)",
-    ),
-]
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(autouse=True)
+def _root_unshare_and_ip() -> None:
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        missing("container paths need root, unshare and ip (CI runs as root)")
 
 
 def interpolate(value: str, variables: dict[str, str]) -> str:

@@ -10,11 +10,11 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from fin_assets.lib import config
 from fin_assets.lib.batch.prices import to_csv_text, write_atomically
 from fin_assets.lib.search.elasticsearch import ElasticsearchClient
+from fin_assets.lib.simulator.events import EventGenerator
 from fin_assets_tests.helpers import search_pipeline_mirror as mirror
 
 SAMPLE_EVENTS = [
@@ -68,8 +68,7 @@ SAMPLE_EVENTS = [
 
 def simulator_events(count: int) -> list[dict]:
     """Events from the simulator's own generator, so field drift on its side is caught here."""
-    events = pytest.importorskip("fin_assets.lib.simulator.events")
-    generator = events.EventGenerator(["TSLA", "IBM"], {"TSLA": 220.0, "IBM": 150.0}, "t", seed=7)
+    generator = EventGenerator(["TSLA", "IBM"], {"TSLA": 220.0, "IBM": 150.0}, "t", seed=7)
     return [generator.next_event() for _ in range(count)]
 
 
