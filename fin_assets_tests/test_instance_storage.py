@@ -56,6 +56,27 @@ def test_the_files_stay_where_dagster_puts_them(instance: dg.DagsterInstance, tm
     assert (home / "schedules" / "schedules.db").is_file()
 
 
+def test_a_dagster_yaml_an_earlier_version_wrote_still_loads(tmp_path, monkeypatch):
+    """Earlier versions named the storage classes' module fin_assets.sqlite_storage; the file is
+    the user's, so only that path is updated and every other line is kept."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    written = (ensure_instance_config(tmp_path / "fresh")).read_text()
+    old = written.replace("fin_assets.cli.sqlite_storage", "fin_assets.sqlite_storage")
+    old += "# my own note\n"
+    assert old.count("module: fin_assets.sqlite_storage") == 2  # run and schedule storage
+    (home / "dagster.yaml").write_text(old)
+
+    ensure_instance_config(home)
+
+    kept = (home / "dagster.yaml").read_text()
+    assert kept == old.replace("fin_assets.sqlite_storage", "fin_assets.cli.sqlite_storage")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, PatientSqliteRunStorage)
+        assert isinstance(instance.schedule_storage, PatientSqliteScheduleStorage)
+
+
 def test_a_run_tag_write_waits_for_a_writer_holding_the_lock_7_s(instance: dg.DagsterInstance):
     run = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), run_id=None)
     database = Path(instance.root_directory) / "history" / "runs.db"

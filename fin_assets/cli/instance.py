@@ -62,11 +62,25 @@ def instance_config(dagster_home: Path) -> str:
     return INSTANCE_CONFIG + storage
 
 
+# Where earlier versions kept the storage classes a dagster.yaml they wrote names.
+MOVED_MODULES = {"module: fin_assets.sqlite_storage\n": "module: fin_assets.cli.sqlite_storage\n"}
+
+
 def ensure_instance_config(dagster_home: Path) -> Path:
+    """Writes dagster.yaml when missing; an existing one is kept, except that a module path
+    an earlier fin-assets wrote there and has since moved is updated (else the instance fails
+    to load)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / "dagster.yaml"
     if not path.exists():
         path.write_text(instance_config(dagster_home))
+        return path
+    text = path.read_text()
+    updated = text
+    for old, new in MOVED_MODULES.items():
+        updated = updated.replace(old, new)
+    if updated != text:
+        path.write_text(updated)
     return path
 
 
