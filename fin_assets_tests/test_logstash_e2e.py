@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import requests
 import yaml
 from kafka import KafkaProducer
 
 from fin_assets.lib import config
 from fin_assets.lib.batch.prices import to_csv_text
+from fin_assets.lib.search.elasticsearch import ElasticsearchError
 from fin_assets_tests.fixtures.kafka import read_topic
 from fin_assets_tests.helpers import search_pipeline_mirror as mirror
 from fin_assets_tests.helpers.logstash_conf import (
@@ -101,7 +101,7 @@ def test_day_one_csv_is_indexed_with_exact_values_and_types(stack):
         lambda: es.count(BATCH) >= len(expected),
         90,
         message="the day-one CSV in finanzas_batch",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     documents = es.documents(BATCH)
     assert set(documents) == set(expected)
@@ -126,7 +126,7 @@ def test_next_day_csv_renamed_over_while_running_is_read_within_60_s(stack):
         return all(es.call("GET", f"{BATCH}/_doc/{i}").status_code == 200 for i in new_ids)
 
     wait_until(
-        new_rows_searchable, 60, message="the next day's rows", ignore=requests.RequestException
+        new_rows_searchable, 60, message="the next day's rows", ignore=ElasticsearchError
     )
     elapsed = time.monotonic() - started
     print(f"next-day CSV searchable {elapsed:.1f} s after the rename")
@@ -178,7 +178,7 @@ def test_every_simulator_event_indexed_once_across_a_restart_and_an_outage(
             lambda: es.count(NRT) > 0,
             60,
             message="the first simulator events in transacciones_nrt",
-            ignore=requests.RequestException,
+            ignore=ElasticsearchError,
         )
         logstash.restart()
         # An outage: the node stops answering (SIGSTOP of its process group) for 30 s.
@@ -201,7 +201,7 @@ def test_every_simulator_event_indexed_once_across_a_restart_and_an_outage(
         lambda: es.count(NRT) >= len(ids),
         180,
         message=f"{len(ids)} events in transacciones_nrt",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     logstash.wait_idle(es)
     documents = es.documents(NRT)
@@ -232,7 +232,7 @@ def test_a_restart_later_than_sincedb_clean_after_indexes_nothing_twice(stack):
         lambda: es.write_counters(BATCH)[1] >= noops_before + len(before[0]),
         90,
         message="the re-read of the CSV (a no-op update per row)",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     logstash.wait_idle(es)
     # ... and every row is a no-op upsert: nothing indexed twice, not even as a new version.
@@ -283,7 +283,7 @@ def test_each_malformed_row_is_rejected_once_with_its_reason_and_never_indexed(s
         lambda: len(rejected_rows()) >= len(MALFORMED_ROWS),
         90,
         message="every malformed row",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     logstash.wait_idle(es)
     records = rejected_rows()
@@ -340,7 +340,7 @@ def test_each_bad_message_is_rejected_once_with_its_place_and_never_indexed(
         lambda: len(rejected_events()) >= len(BAD_MESSAGES),
         60,
         message="every bad message",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     logstash.wait_idle(es)
     records = rejected_events()
@@ -384,7 +384,7 @@ def test_a_document_elasticsearch_refuses_reaches_the_rejected_file_through_the_
         from_dlq,
         90,
         message="the refused document in the rejected file",
-        ignore=requests.RequestException,
+        ignore=ElasticsearchError,
     )
     assert record["event_id"] == "mapping-conflict-1"
     assert "account" in record["rejection"]["reason"], record["rejection"]
