@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fin_assets.lib.processes import stat_fields
+
 PR_SET_CHILD_SUBREAPER = 36
 RUN_STOP_TIMEOUT_S = 40.0
 GROUP_STOP_TIMEOUT_S = 20.0
@@ -40,21 +42,12 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-    return stat[stat.rindex(")") + 2 :].split()
-
-
 def live_processes() -> dict[int, tuple[int, int]]:
     """{pid: (ppid, pgid)} of every non-zombie process, from /proc."""
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
+            fields = stat_fields(int(entry.name))
             if fields and fields[0] != "Z":
                 found[int(entry.name)] = (int(fields[1]), int(fields[2]))
     return found

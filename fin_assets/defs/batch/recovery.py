@@ -1,10 +1,8 @@
 """A sensor that settles runs whose process died, so the `alpha_vantage` pool slot they hold
 does not block every later run (the default run launcher cannot check worker health)."""
 
-import os
 import socket
 from collections.abc import Iterable
-from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -12,6 +10,7 @@ from dagster._core.storage.dagster_run import RunsFilter
 from dagster._core.storage.runs import SqliteRunStorage
 
 from fin_assets.defs.batch.schedules import JOB_NAME
+from fin_assets.lib import processes
 
 HOST_TAG = "fin_assets/host"
 LIVE_STATUSES = [
@@ -26,29 +25,11 @@ def this_host_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname()}
 
 
-def _boot_time() -> float:
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
-
-
-def process_start_time(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
-    ticks = int(fields[19])  # field 22 of stat(5): start time in clock ticks after boot
-    return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
-
-
 def run_is_dead(pid: int | None, run_started_at: float | None) -> bool:
     """True when the process that ran it is gone, or the pid now belongs to a newer process."""
     if pid is None:
         return False
-    started = process_start_time(pid)
+    started = processes.start_time(pid)
     if started is None:
         return True
     return run_started_at is not None and started > run_started_at + 1.0

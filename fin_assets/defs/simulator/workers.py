@@ -14,25 +14,18 @@ import contextlib
 import os
 import signal
 import socket
-from pathlib import Path
 
 import dagster as dg
+
+from fin_assets.lib.processes import stat_fields
 
 # "<host>:<pid>:<start time in clock ticks since boot>", stamped by the op when it starts; the
 # start time tells a reused pid from the worker itself.
 WORKER_TAG = "fin_assets/worker"
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()
-
-
 def process_start_ticks(pid: int) -> str | None:
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return fields[19] if fields else None  # field 22 of stat; 3 fields precede `state`
 
 
@@ -47,14 +40,14 @@ def local_worker_pid(run: dg.DagsterRun) -> int | None:
     if host != socket.gethostname() or not pid_text.isdigit():
         return None
     pid = int(pid_text)
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     if not fields or fields[0] == "Z" or fields[19] != started:
         return None
     return pid
 
 
 def is_stopped(pid: int) -> bool:
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return bool(fields) and fields[0] in ("T", "t")
 
 
