@@ -181,7 +181,7 @@ def make_server(
 def serve_in_thread(answer: Answer, **kwargs) -> Iterator[str]:
     """A server on a free loopback port for the duration of the block; yields its URL."""
     server = make_server(0, answer, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     scheme = "https" if kwargs.get("cert") else "http"
     try:
@@ -213,7 +213,7 @@ def main() -> None:
         ),
         make_server(args.kibana_port, kibana_answer, args.record, secrets),
     ]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
     for thread in threads:
         thread.start()
     args.ready.write_text("ready\n")

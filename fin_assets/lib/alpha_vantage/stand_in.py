@@ -269,7 +269,10 @@ class StandInServer(ThreadingHTTPServer):
             )
 
     def start(self) -> StandInServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True, name="stand-in")
+        # A short poll: stopping waits up to one poll interval (serve_forever's default is 0.5 s).
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), daemon=True, name="stand-in"
+        )
         self._thread.start()
         return self
 
