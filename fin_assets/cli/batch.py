@@ -1,4 +1,8 @@
-"""`fin-assets batch` and `fin-assets stand-in`."""
+"""`fin-assets batch` and `fin-assets stand-in`.
+
+Dagster is imported only once the arguments and settings have passed: a refusal (exit 2) or
+`fin-assets simulate`, which builds this parser too, does not pay for loading it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,13 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import dagster as dg
-
-from fin_assets.cli.instance import CONSOLE_INFO_LOGS, local_instance
-from fin_assets.defs.batch.partitions import UnconfiguredSymbolError, contiguous_ranges, range_tags
-from fin_assets.defs.batch.recovery import release_dead_runs, this_host_tags
-from fin_assets.defs.batch.schedules import JOB_NAME
-from fin_assets.defs.resources.settings import configured_symbols
 from fin_assets.lib import settings, symbols
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 STAND_IN_KEY = "stand-in"  # not a secret: the stand-in accepts any non-empty key
 
@@ -74,13 +75,22 @@ def alpha_vantage_source() -> Iterator[str | None]:
 
 def run_batch(args: argparse.Namespace) -> int:
     try:
-        configured = configured_symbols()
+        configured = settings.common().symbols
         requested = symbols.parse_symbols(args.symbols) if args.symbols else configured
-        ranges = contiguous_ranges(configured, requested)
+        ranges = symbols.contiguous_ranges(configured, requested)
         settings.alpha_vantage()  # the batch's own settings; the other flows' do not matter
-    except (symbols.InvalidSymbolError, UnconfiguredSymbolError, settings.SettingsError) as error:
+    except (
+        symbols.InvalidSymbolError,
+        symbols.UnconfiguredSymbolError,
+        settings.SettingsError,
+    ) as error:
         print(f"batch: {error}", file=sys.stderr)
         return 2
+    from fin_assets.cli.instance import CONSOLE_INFO_LOGS, local_instance
+    from fin_assets.defs.batch.partitions import range_tags
+    from fin_assets.defs.batch.recovery import release_dead_runs, this_host_tags
+    from fin_assets.defs.batch.schedules import JOB_NAME
+
     with alpha_vantage_source():
         from fin_assets.definitions import build_definitions
 
@@ -104,6 +114,8 @@ def run_batch(args: argparse.Namespace) -> int:
 
 def report(result: dg.ExecuteInProcessResult) -> int:
     """Print what a person needs after a batch run; 0 only when everything succeeded."""
+    import dagster as dg
+
     print("\n== batch summary ==")
     ok = result.success
     for event in result.all_events:

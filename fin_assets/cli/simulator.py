@@ -196,14 +196,20 @@ def kafka_for_simulate(args: argparse.Namespace):
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    try:
+        common = settings.common()
+        settings.kafka()  # a bad variable is refused before Dagster is even imported
+    except settings.SettingsError as exc:  # names the variable, never a secret value
+        _print(f"[error] Unusable settings: {exc}")
+        return EXIT_BAD_SETTINGS
+
     from fin_assets.defs.resources.settings import PipelineSettings
     from fin_assets.defs.simulator.session import build_simulator
     from fin_assets.lib.kafka_security import KafkaSecurityConfigError
 
     try:
-        common = settings.common()
         kafka = kafka_for_simulate(args)
-    except settings.SettingsError as exc:  # names the variable, never a secret value
+    except settings.SettingsError as exc:
         _print(f"[error] Unusable settings: {exc}")
         return EXIT_BAD_SETTINGS
     except KafkaSecurityConfigError as exc:  # names the variable at fault, never the password

@@ -8,6 +8,7 @@ symbol from the environment, the CLI, the launchpad or a partition key goes thro
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 MAX_SYMBOL_LENGTH = 20
 # ASCII letters and digits, with '.' (exchange suffix, share class: RELIANCE.BSE, BRK.B) and '-'
@@ -77,3 +78,29 @@ def parse_symbols(text: str) -> list[str]:
     if problems:
         raise InvalidSymbolError(problems)
     return list(seen)
+
+
+class UnconfiguredSymbolError(ValueError):
+    """A symbol asked for that FIN_SYMBOLS does not list, so it has no partition."""
+
+
+def contiguous_ranges(configured: Sequence[str], requested: Iterable[str]) -> list[list[str]]:
+    """`requested` as runs of neighbouring partitions, in the configured order: each run of a
+    static partition set covers a key range. Refuses a symbol that is not configured."""
+    wanted = set(requested)
+    unknown = sorted(wanted - set(configured))
+    if unknown:
+        raise UnconfiguredSymbolError(
+            f"not in FIN_SYMBOLS ({','.join(configured)}): {', '.join(unknown)}. "
+            "Add it to FIN_SYMBOLS to give it a partition, then run it."
+        )
+    ranges: list[list[str]] = []
+    previous_taken = False
+    for symbol in configured:
+        taken = symbol in wanted
+        if taken and previous_taken:
+            ranges[-1].append(symbol)
+        elif taken:
+            ranges.append([symbol])
+        previous_taken = taken
+    return ranges

@@ -8,17 +8,13 @@ FIN_SYMBOLS leaves the partition bar with it (its files stay on disk).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
-
-class UnconfiguredSymbolError(ValueError):
-    pass
 
 
 def symbol_partitions(symbols: Sequence[str]) -> dg.StaticPartitionsDefinition:
@@ -28,25 +24,3 @@ def symbol_partitions(symbols: Sequence[str]) -> dg.StaticPartitionsDefinition:
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags for one run over the partitions first..last (a single-run backfill's tags)."""
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-
-
-def contiguous_ranges(configured: Sequence[str], requested: Iterable[str]) -> list[list[str]]:
-    """`requested` as runs of neighbouring partitions, in the configured order: each run of a
-    static partition set covers a key range. Refuses a symbol that is not configured."""
-    wanted = set(requested)
-    unknown = sorted(wanted - set(configured))
-    if unknown:
-        raise UnconfiguredSymbolError(
-            f"not in FIN_SYMBOLS ({','.join(configured)}): {', '.join(unknown)}. "
-            "Add it to FIN_SYMBOLS to give it a partition, then run it."
-        )
-    ranges: list[list[str]] = []
-    previous_taken = False
-    for symbol in configured:
-        taken = symbol in wanted
-        if taken and previous_taken:
-            ranges[-1].append(symbol)
-        elif taken:
-            ranges.append([symbol])
-        previous_taken = taken
-    return ranges
