@@ -9,11 +9,17 @@ fast tier, with no service at all:
 
 Tests that start a service without such a fixture (a scripts/*.sh subprocess, a container
 namespace) carry an explicit `pytestmark` at the top of their module.
+
+Tests run in parallel (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml): every test
+with a tier marker joins one xdist group, `services`, so a single worker runs them in order and
+starts each session service once, on the ports scripts/test.sh gave it; the fast tests share the
+other workers. `-n 0` runs everything in this process.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 
 import pytest
@@ -55,6 +61,13 @@ SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
 }
 
 TIER_MARKERS = ("kafka", "elasticsearch", "postgres", "logstash", "browser", "stack", "cluster")
+SERVICES_GROUP = "services"  # the xdist group of every test with a tier marker
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    # Two workers per core: many fast tests wait (deadlines, locks, a subprocess), and a waiting
+    # worker leaves its core to another. Capped: each worker imports Dagster (~300 MB).
+    return min(8, 2 * (os.cpu_count() or 1))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +95,8 @@ def _check_service_fixtures(config: pytest.Config) -> None:
         raise pytest.UsageError(f"tier markers not registered in pyproject.toml: {missing}")
 
 
+# First: the markers must be in place before `-m` deselects and before xdist reads the groups.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_service_fixtures(config)
     for item in items:
@@ -92,3 +107,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 if marker not in present:
                     item.add_marker(marker)
                     present.add(marker)
+        if present.intersection(TIER_MARKERS):
+            item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))

@@ -125,9 +125,7 @@ def test_next_day_csv_renamed_over_while_running_is_read_within_60_s(stack):
         es.refresh(BATCH)
         return all(es.call("GET", f"{BATCH}/_doc/{i}").status_code == 200 for i in new_ids)
 
-    wait_until(
-        new_rows_searchable, 60, message="the next day's rows", ignore=ElasticsearchError
-    )
+    wait_until(new_rows_searchable, 60, message="the next day's rows", ignore=ElasticsearchError)
     elapsed = time.monotonic() - started
     print(f"next-day CSV searchable {elapsed:.1f} s after the rename")
     documents = es.documents(BATCH)

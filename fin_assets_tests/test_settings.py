@@ -353,6 +353,8 @@ def broken_simulator_outcomes(tmp_path_factory) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# One worker for all of them: the module fixture loads the location once, in one interpreter.
+@pytest.mark.xdist_group("broken_simulator_location")
 @pytest.mark.parametrize(("variable", "value"), SIMULATOR_VARIABLES.items())
 def test_the_location_loads_with_a_broken_simulator_variable_and_the_tick_names_it(
     broken_simulator_outcomes, variable, value
