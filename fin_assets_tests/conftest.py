@@ -12,8 +12,9 @@ namespace) carry an explicit `pytestmark` at the top of their module.
 
 Tests run in parallel (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml): every test
 with a tier marker joins one xdist group, `services`, so a single worker runs them in order and
-starts each session service once, on the ports scripts/test.sh gave it; the fast tests share the
-other workers. `-n 0` runs everything in this process.
+starts each session service once, on the ports scripts/test.sh gave it; the tests of a module
+with a module-scoped fixture join that module's group, so the fixture is built once; the other
+tests go to whichever worker is free. `-n 0` runs everything in this process.
 """
 
 from __future__ import annotations
@@ -95,6 +96,18 @@ def _check_service_fixtures(config: pytest.Config) -> None:
         raise pytest.UsageError(f"tier markers not registered in pyproject.toml: {missing}")
 
 
+def _uses_a_shared_fixture(item: pytest.Item) -> bool:
+    """True when the test uses a module-, class- or package-scoped fixture."""
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the test's fixtures
+    if info is None:
+        return False
+    return any(
+        definitions[-1].scope in ("module", "class", "package")
+        for definitions in info.name2fixturedefs.values()
+        if definitions
+    )
+
+
 # First: the markers must be in place before `-m` deselects and before xdist reads the groups.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,3 +122,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     present.add(marker)
         if present.intersection(TIER_MARKERS):
             item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
+        elif _uses_a_shared_fixture(item):
+            # Its module's tests on one worker: a JRuby run, `dg check defs` or a parsed
+            # pipeline is built once, not once per worker.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -83,7 +83,7 @@ def _es_resource(origin: str) -> ElasticsearchResource:
 
 
 def call_es_sensor(origin: str, tmp_path: Path) -> str:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(
             instance=instance, resources={"elasticsearch": _es_resource(origin)}
         )

@@ -135,7 +135,7 @@ def test_sensor_skips_naming_a_json_answer_that_is_not_elasticsearch():
     """Issue 11: another JSON service on the URL made the sensor raise a KeyError."""
     with (
         serve_in_thread(not_elasticsearch_answer) as url,
-        dg.instance_for_test() as instance,
+        dg.DagsterInstance.ephemeral() as instance,
     ):
         context = dg.build_sensor_context(
             instance=instance, resources={"elasticsearch": ElasticsearchResource(url=url)}

@@ -82,7 +82,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_each_malformed_answer_is_a_named_bounded_clean_skip(case: Hostile):
-    with HostileServer(case) as server, dg.instance_for_test() as instance:
+    with HostileServer(case) as server, dg.DagsterInstance.ephemeral() as instance:
         resource = ElasticsearchResource(
             url=server.origin, username="dagster_reader", password=PASSWORD, deadline_seconds=10
         )
@@ -149,7 +149,7 @@ def test_a_tick_ends_within_its_budget_when_every_answer_is_slow(monkeypatch):
         handler.raw(head("200 OK", "application/json", len(body)) + body)
 
     monkeypatch.setattr(sensors, "TICK_BUDGET_S", 2.5)
-    with HostileServer(late) as server, dg.instance_for_test() as instance:
+    with HostileServer(late) as server, dg.DagsterInstance.ephemeral() as instance:
         resource = ElasticsearchResource(url=server.origin, deadline_seconds=3)
         context = dg.build_sensor_context(instance=instance, resources={"elasticsearch": resource})
         started = time.monotonic()

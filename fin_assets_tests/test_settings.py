@@ -251,7 +251,7 @@ def failure_texts(result: dg.ExecuteInProcessResult) -> str:
 
 def simulator_run(tmp_path: Path) -> dg.ExecuteInProcessResult:
     resources = {"settings": settings_from_env(), "kafka": kafka_from_env()}
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         return transaction_simulator_job.execute_in_process(
             instance=instance,
             resources=resources,
@@ -309,7 +309,7 @@ for variable, value in json.loads(sys.argv[1]).items():
     outcome = {"jobs": sorted(job.name for job in defs.jobs)}
     sensor = defs.resolve_sensor_def("transaction_simulator_sensor")
     outcome["interval"] = sensor.minimum_interval_seconds
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(
             instance=instance, resources={"settings": PipelineSettings(symbols="TSLA")}
         )

@@ -22,7 +22,7 @@ from fin_assets.defs.simulator.specs import SHARD_COUNT_TAG, SHARD_TAG
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as test_instance:
+    with dg.DagsterInstance.ephemeral() as test_instance:
         yield test_instance
 
 
