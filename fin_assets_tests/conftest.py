@@ -13,8 +13,10 @@ namespace) carry an explicit `pytestmark` at the top of their module.
 Tests run in parallel (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml): every test
 with a tier marker joins one xdist group, `services`, so a single worker runs them in order and
 starts each session service once, on the ports scripts/test.sh gave it; the tests of a module
-with a module-scoped fixture join that module's group, so the fixture is built once; the other
-tests go to whichever worker is free. `-n 0` runs everything in this process.
+with a module-scoped fixture join that module's group, so the fixture is built once; tests that
+mostly wait on a clock carry `helpers.xdist.waits_on_a_clock`, so they wait in turn on one
+worker rather than idling several at once; the other tests go to whichever worker is free.
+`-n 0` runs everything in this process.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ SERVICES_GROUP = "services"  # the xdist group of every test with a tier marker
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     # Two workers per core: many fast tests wait (deadlines, locks, a subprocess), and a waiting
     # worker leaves its core to another. Capped: each worker imports Dagster (~300 MB).
+    # PYTEST_XDIST_AUTO_NUM_WORKERS still wins, as pytest-xdist documents.
+    if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").strip():
+        return int(chosen)
     return min(8, 2 * (os.cpu_count() or 1))
 
 
@@ -122,7 +127,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     present.add(marker)
         if present.intersection(TIER_MARKERS):
             item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
-        elif _uses_a_shared_fixture(item):
+        elif item.get_closest_marker("xdist_group") is None and _uses_a_shared_fixture(item):
             # Its module's tests on one worker: a JRuby run, `dg check defs` or a parsed
             # pipeline is built once, not once per worker.
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

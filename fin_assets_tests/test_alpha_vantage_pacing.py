@@ -15,6 +15,7 @@ from fin_assets.lib import rate_limit
 from fin_assets.lib.alpha_vantage.stand_in import StandInServer, StandInState
 from fin_assets_tests.fixtures.batch import AS_OF, SECRET_KEY
 from fin_assets_tests.helpers.paths import REPO
+from fin_assets_tests.helpers.xdist import waits_on_a_clock
 
 # One fetching process, paced as production is: the plan's rate from the environment
 # (ALPHAVANTAGE_REQUESTS_PER_MINUTE) and the default, machine-wide pacer; no retries, so that a
@@ -51,6 +52,7 @@ def start_child(env: dict[str, str], symbols: list[str]) -> subprocess.Popen:
     return child
 
 
+@waits_on_a_clock
 def test_two_processes_share_the_pacing_and_never_hit_the_burst_limit(tmp_path):
     # The stand-in refuses calls less than 0.5 s apart; the plan says 60/min, i.e. 1.1 s
     # between calls: a 2x margin against scheduling jitter on a loaded machine, measured

@@ -15,6 +15,9 @@ from dagster._core.storage.runs import SqliteRunStorage
 
 from fin_assets.cli.instance import ensure_instance_config
 from fin_assets.cli.sqlite_storage import PatientSqliteRunStorage, PatientSqliteScheduleStorage
+from fin_assets_tests.helpers.xdist import waits_on_a_clock
+
+pytestmark = waits_on_a_clock  # three locks held 7 s each
 
 HOLD_S = 7.0  # longer than pysqlite's 5 s default, well inside the 30 s the storage waits
 

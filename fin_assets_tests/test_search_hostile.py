@@ -14,6 +14,7 @@ import pytest
 from fin_assets.defs.resources.elasticsearch import ElasticsearchResource
 from fin_assets.defs.search.sensors import elasticsearch_observation_sensor
 from fin_assets_tests.helpers.http_servers import HostileHandler, HostileServer, head, leaked
+from fin_assets_tests.helpers.xdist import waits_on_a_clock
 
 PASSWORD = "Pw7Hq2Xz9Lk4Mn6B"
 MAX_SKIP_CHARS = 1000  # kept in tick history and shown in the UI
@@ -135,6 +136,7 @@ def test_the_check_fails_naming_a_malformed_aggregation(body: bytes, tmp_path):
     assert "did not answer like Elasticsearch" in result.description, result.description
 
 
+@waits_on_a_clock
 def test_a_tick_ends_within_its_budget_when_every_answer_is_slow(monkeypatch):
     """Each answer comes 1.5 s late, inside the 3 s request deadline: four of them would take
     6 s, but the tick's budget (2.5 s here, 40 s in production) ends it."""
