@@ -103,7 +103,11 @@ def machine() -> dict:
 
 
 def measure(
-    cmd: list[str], env: dict | None = None, timeout: float = 1800, cwd: Path | None = None
+    cmd: list[str],
+    env: dict | None = None,
+    timeout: float = 1800,
+    cwd: Path | None = None,
+    keep_output: bool = False,
 ) -> dict:
     """Run `cmd` in a fresh process and measure it alone: wall time from the parent, user+system
     CPU from `wait4`, i.e. this child's own rusage (plus any children it waited for), not the
@@ -113,7 +117,8 @@ def measure(
     RSS at fork into the child's ru_maxrss, so rusage overstates a small child of a big parent);
     otherwise ru_maxrss.
 
-    The child's last stdout line, when it is a JSON object, is returned under "child".
+    The child's last stdout line, when it is a JSON object, is returned under "child". The
+    output's tails are kept when the child fails, or always with `keep_output`.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -151,7 +156,7 @@ def measure(
         "rusage_maxrss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
         "child": child,
     }
-    if process.returncode != 0:
+    if process.returncode != 0 or keep_output:
         result["stderr_tail"] = stderr[-3000:]
         result["stdout_tail"] = stdout[-2000:]
     return result
