@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 
 import pytest
 
@@ -126,8 +127,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     item.add_marker(marker)
                     present.add(marker)
         if present.intersection(TIER_MARKERS):
+            if other := [m.args for m in item.iter_markers("xdist_group")]:
+                # xdist would join the names into another group, on another worker.
+                raise pytest.UsageError(
+                    f"{item.nodeid} needs a service, so its xdist group is "
+                    f"{SERVICES_GROUP!r}; it also names {other}"
+                )
             item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
         elif item.get_closest_marker("xdist_group") is None and _uses_a_shared_fixture(item):
             # Its module's tests on one worker: a JRuby run, `dg check defs` or a parsed
             # pipeline is built once, not once per worker.
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In an xdist worker under `--dist loadgroup`, a grouped test's id ends in `@<group>`:
+    that suffix is how the controller keeps a group on one worker. Without it the services
+    would start on several workers at once, on the same ports (pytest-xdist#1386)."""
+    if not session.config.getoption("loadgroup", False):
+        return
+    for item in session.items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            message = (
+                f"pytest-xdist did not group {item.nodeid}: this pytest and pytest-xdist do not "
+                "work together under --dist loadgroup (see pyproject.toml's pytest pin)"
+            )
+            print(f"\nERROR: {message}", file=sys.__stderr__, flush=True)  # a worker's own output
+            raise pytest.UsageError(message)
