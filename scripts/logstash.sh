@@ -33,7 +33,7 @@
 #   LS_JAVA_OPTS            default -Xms512m -Xmx512m, as in docker-compose.yml
 #   LOGSTASH_START_TIMEOUT  seconds until both pipelines run (default 180)
 #   LOGSTASH_STOP_TIMEOUT   seconds for a graceful stop before SIGKILL (default 60)
-#   LOGSTASH_START_ATTEMPTS starts tried while the monitoring API gives empty replies (default 5)
+#   LOGSTASH_START_ATTEMPTS starts tried while the monitoring API gives empty replies (default 10)
 #   LOGSTASH_PIPELINES_YML  another pipelines.yml (bench/bench_logstash.py's setting variants);
 #                           default the repository's
 set -euo pipefail
@@ -47,7 +47,7 @@ cache="${FIN_CACHE_DIR:-$HOME/.cache/fin_assets}"
 pid_file="$state/pid"
 start_timeout="${LOGSTASH_START_TIMEOUT:-180}"
 stop_timeout="${LOGSTASH_STOP_TIMEOUT:-60}"
-start_attempts="${LOGSTASH_START_ATTEMPTS:-5}"
+start_attempts="${LOGSTASH_START_ATTEMPTS:-10}"
 pipelines=(fin_unificado fin_rejected)
 
 log() { echo "logstash.sh: $*" >&2; }
@@ -112,7 +112,7 @@ start() {
         case "$(wait_ready)" in
             ready) return 0 ;;
             api-broken)
-                # Seen with Logstash 8.15.0 here in about half of the starts, sometimes several in a row: the pipelines run but
+                # Seen with Logstash 8.15.0 here in about half of the starts, up to five in a row: the pipelines run but
                 # its web server answers every request with an empty reply for the life of the
                 # process (docs/search-stack.md). The compose healthcheck needs the API: restart.
                 log "pipelines running but the monitoring API gives empty replies; restarting (attempt $attempt)"
