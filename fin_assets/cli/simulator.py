@@ -170,15 +170,14 @@ def run_until_done_or_signalled(simulator) -> str:
     return ended_by[0] if ended_by else "duration reached"
 
 
-def kafka_for_simulate(args: argparse.Namespace):
+def kafka_for_simulate(args: argparse.Namespace, values: settings.KafkaSettings):
     """The settings `simulator-job` gets (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*,
     KAFKA_SSL_CAFILE, FIN_KAFKA_PARTITIONS, ...) as plain values, as outside Dagster nothing
-    would resolve EnvVars; the command's flags win over the environment. Raises SettingsError
-    for a bad variable and KafkaSecurityConfigError for settings that cannot work together,
-    before anything connects."""
+    would resolve EnvVars; the command's flags win over the environment. Raises
+    KafkaSecurityConfigError for settings that cannot work together, before anything
+    connects."""
     from fin_assets.defs.resources.kafka import KafkaProducerResource
 
-    values = settings.kafka()
     password = values.sasl_password.get_secret_value() if values.sasl_password else None
     kafka = KafkaProducerResource(
         bootstrap_servers=args.bootstrap_servers or values.bootstrap_servers,
@@ -196,9 +195,9 @@ def kafka_for_simulate(args: argparse.Namespace):
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    try:
+    try:  # a bad variable is refused before Dagster is even imported
         common = settings.common()
-        settings.kafka()  # a bad variable is refused before Dagster is even imported
+        kafka_values = settings.kafka()
     except settings.SettingsError as exc:  # names the variable, never a secret value
         _print(f"[error] Unusable settings: {exc}")
         return EXIT_BAD_SETTINGS
@@ -208,10 +207,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from fin_assets.lib.kafka_security import KafkaSecurityConfigError
 
     try:
-        kafka = kafka_for_simulate(args)
-    except settings.SettingsError as exc:
-        _print(f"[error] Unusable settings: {exc}")
-        return EXIT_BAD_SETTINGS
+        kafka = kafka_for_simulate(args, kafka_values)
     except KafkaSecurityConfigError as exc:  # names the variable at fault, never the password
         _print(f"[error] Unusable Kafka security settings: {exc}")
         return EXIT_BAD_SETTINGS
