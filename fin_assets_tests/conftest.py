@@ -28,6 +28,8 @@ import sys
 
 import pytest
 
+from fin_assets_tests.helpers.xdist import SERVICES_GROUP
+
 pytest_plugins: list[str] = [
     "fin_assets_tests.fixtures.batch",
     "fin_assets_tests.fixtures.elasticsearch",
@@ -65,7 +67,6 @@ SERVICE_FIXTURES: dict[str, tuple[str, ...]] = {
 }
 
 TIER_MARKERS = ("kafka", "elasticsearch", "postgres", "logstash", "browser", "stack", "cluster")
-SERVICES_GROUP = "services"  # the xdist group of every test with a tier marker
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -8,4 +8,6 @@ would idle at once.
 
 import pytest
 
+# conftest.py puts every test with a tier marker in this group: one worker starts each service.
+SERVICES_GROUP = "services"
 waits_on_a_clock = pytest.mark.xdist_group("waits_on_a_clock")
